@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -57,7 +58,6 @@ type conn struct {
 	srv      *Server
 	nc       net.Conn
 	listener string
-	log      *slog.Logger
 
 	// Set while handling CONNECT, read-only afterwards.
 	version         packet.Version
@@ -99,33 +99,50 @@ func newConn(srv *Server, nc net.Conn, listener string) *conn {
 	return &conn{srv: srv, nc: nc, listener: listener, rbuf: make([]byte, minReadBuffer)}
 }
 
-// logger returns the connection's logger, built on first use so that idle
-// connections do not carry one.
+// logger returns a logger carrying the connection's identity. It is built
+// per call, not kept, so that idle connections do not hold one.
 func (c *conn) logger() *slog.Logger {
-	if c.log == nil {
-		c.log = c.srv.log.With("listener", c.listener, "remote", c.nc.RemoteAddr().String())
-		if c.clientID != "" {
-			c.log = c.log.With("client", c.clientID)
-		}
+	l := c.srv.log.With("listener", c.listener, "remote", c.nc.RemoteAddr().String())
+	if c.clientID != "" {
+		l = l.With("client", c.clientID)
 	}
-	return c.log
+	return l
 }
 
-// serve runs the connection until it ends. It never panics: a bug in the
-// handling of one connection is logged and costs that connection only.
+// debug logs at debug level, building nothing when debug logs are off:
+// connects and disconnects are too frequent to pay for a logger each.
+func (c *conn) debug(msg string, args ...any) {
+	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
+		c.debug(msg, args...)
+	}
+}
+
+// serve handles CONNECT and then hands the connection to a fresh goroutine
+// for the rest of its life. The handshake runs deep call chains (decoding,
+// authentication, logging) that grow a goroutine's stack; starting the
+// long-lived reader anew keeps an idle connection at a minimal stack.
 func (c *conn) serve() {
-	defer c.finish()
+	ok := false
 	defer func() {
-		if r := recover(); r != nil {
-			c.srv.stats.Panics.Add(1)
-			c.logger().Error("Recovered panic in connection handling", "panic", r, "stack", string(debug.Stack()))
-			c.closeWith(packet.ImplementationSpecificError)
+		if !ok {
+			c.finish()
 		}
 	}()
+	defer c.recoverPanic("connection handshake")
 	if err := c.handshake(); err != nil {
 		c.endOnError(err)
 		return
 	}
+	ok = true
+	go c.readLoop()
+}
+
+// readLoop reads and handles packets until the connection ends. It never
+// panics: a bug in the handling of one connection is logged and costs that
+// connection only.
+func (c *conn) readLoop() {
+	defer c.finish()
+	defer c.recoverPanic("connection handling")
 	for {
 		fh, body, err := c.readPacket()
 		if err != nil {
@@ -140,6 +157,16 @@ func (c *conn) serve() {
 		if done {
 			return
 		}
+	}
+}
+
+// recoverPanic turns a panic into a logged, counted close of this
+// connection. Deferred by every goroutine of a connection.
+func (c *conn) recoverPanic(where string) {
+	if r := recover(); r != nil {
+		c.srv.stats.Panics.Add(1)
+		c.logger().Error("Recovered panic in "+where, "panic", r, "stack", string(debug.Stack()))
+		c.closeWith(packet.ImplementationSpecificError)
 	}
 }
 
@@ -158,7 +185,7 @@ func (c *conn) endOnError(err error) {
 	var rc packet.ReasonCode
 	switch {
 	case errors.Is(err, errClientGone), c.closed.Load():
-		c.logger().Debug("Connection closed", "reason", err)
+		c.debug("Connection closed", "reason", err)
 		c.closeNow()
 		return
 	case errors.Is(err, errKeepAlive):
@@ -626,7 +653,7 @@ func (c *conn) handleDisconnect(fh packet.FixedHeader, body []byte) error {
 	}
 	// [MQTT-3.1.2-10]: a normal DISCONNECT deletes the will; 0x04 keeps it.
 	c.normalClose = d.ReasonCode != packet.DisconnectWithWill
-	c.logger().Debug("Client disconnected", "reason", d.ReasonCode.Error())
+	c.debug("Client disconnected", "reason", d.ReasonCode.Error())
 	c.closeNow()
 	return nil
 }
@@ -675,13 +702,7 @@ var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); ret
 // writeLoop sends everything queued, batching it into as few writes as the
 // queue allows, and exits when there is nothing left.
 func (c *conn) writeLoop() {
-	defer func() {
-		if r := recover(); r != nil {
-			c.srv.stats.Panics.Add(1)
-			c.logger().Error("Recovered panic in connection writer", "panic", r, "stack", string(debug.Stack()))
-			c.closeWith(packet.ImplementationSpecificError)
-		}
-	}()
+	defer c.recoverPanic("connection writer")
 	s := c.sess
 	bufp := writeBufPool.Get().(*[]byte)
 	buf := (*bufp)[:0]
@@ -742,7 +763,7 @@ func (c *conn) write(buf []byte) bool {
 	n, err := c.nc.Write(buf)
 	c.srv.stats.BytesSent.Add(int64(n))
 	if err != nil {
-		c.logger().Debug("Write failed", "error", err)
+		c.debug("Write failed", "error", err)
 		c.closeNow()
 		s := c.sess
 		s.mu.Lock()

@@ -314,7 +314,6 @@ func (srv *Server) connect(c *conn, cp *packet.Connect) error {
 		assigned = true
 	}
 	c.clientID = id
-	c.log = nil // rebuild with the client id
 	if max := lim.MaxConnections; max > 0 && srv.stats.ClientsConnected.Load() >= int64(max) {
 		c.refuse(packet.QuotaExceeded, fmt.Sprintf("connection limit %d reached", max))
 		return errClientGone
@@ -484,7 +483,7 @@ func (srv *Server) attach(c *conn, cleanStart bool, expiry uint32, ack *packet.C
 	srv.mu.Unlock()
 
 	srv.stats.ClientsConnected.Add(1)
-	c.logger().Debug("Client connected", "version", c.version.String(), "username", c.username,
+	c.debug("Client connected", "version", c.version.String(), "username", c.username,
 		"cleanStart", cleanStart, "sessionPresent", ack.SessionPresent, "keepAlive", c.keepAlive)
 	if old != nil {
 		c.logger().Info("Session taken over by a new connection")
