@@ -2,9 +2,24 @@
 //
 // Decoding works in place: a decoder is handed the body of one packet, still
 // inside the connection's read buffer, and only PUBLISH's Topic and Payload
-// keep pointing into that buffer. Everything else a decoder returns is owned
-// by the caller. Encoding appends to a caller-supplied slice so that a
-// connection can batch many packets into one write.
+// keep pointing into that buffer. Everything else a decoder returns is
+// copied out of it. So that a connection can decode every packet into one
+// value per packet type without allocating, a decoder reuses the space of
+// the slices already in its receiver (Subscriptions, Filters, ReasonCodes,
+// User properties, Subscription Identifiers, Correlation and Authentication
+// Data): what must outlive the next Decode into the same value has to be
+// copied first, for example with Publish.Clone or Properties.Clone. CONNECT
+// is the exception: it comes once per connection and its will and
+// credentials are kept, so Connect.Decode allocates everything afresh.
+//
+// Encoding appends to a caller-supplied slice so that a connection can
+// batch many packets into one write; it does not allocate when the slice
+// has room.
+//
+// Errors are *Error values carrying the MQTT 5 reason code the spec
+// prescribes (Malformed Packet, Protocol Error, Topic Name invalid, ...),
+// which the broker sends in CONNACK or DISCONNECT, or, for MQTT 3, uses to
+// decide to close the connection.
 package packet
 
 // Type is the MQTT control packet type, the high nibble of the first byte.
@@ -35,6 +50,7 @@ var typeNames = [...]string{
 	"SUBSCRIBE", "SUBACK", "UNSUBSCRIBE", "UNSUBACK", "PINGREQ", "PINGRESP", "DISCONNECT", "AUTH",
 }
 
+// String returns the packet type's name as the spec writes it, e.g. "PUBLISH".
 func (t Type) String() string {
 	if int(t) < len(typeNames) {
 		return typeNames[t]
@@ -52,6 +68,7 @@ const (
 	V5   Version = 5 // MQTT 5.0
 )
 
+// String returns the MQTT version a protocol level stands for, e.g. "3.1.1".
 func (v Version) String() string {
 	switch v {
 	case V31:

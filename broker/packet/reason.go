@@ -149,3 +149,53 @@ func V3ConnackCode(c ReasonCode) byte {
 		return 5
 	}
 }
+
+// reasonSet is a set of reason codes, one bit per code.
+type reasonSet [4]uint64
+
+func newReasonSet(codes ...ReasonCode) reasonSet {
+	var s reasonSet
+	for _, c := range codes {
+		s[c>>6] |= 1 << (c & 63)
+	}
+	return s
+}
+
+func (s *reasonSet) has(c ReasonCode) bool { return s[c>>6]&(1<<(c&63)) != 0 }
+
+// The reason codes each packet may carry (MQTT 5.0 sections 3.2.2.2,
+// 3.4.2.1, 3.5.2.1, 3.6.2.1, 3.7.2.1, 3.9.3, 3.11.3, 3.14.2.1 and 3.15.2.1).
+// A sender MUST use one of them ([MQTT-3.4.2-1] and its siblings), so any
+// other code is a Protocol Error.
+var (
+	connackReasons = newReasonSet(Success, UnspecifiedError, MalformedPacket, ProtocolError,
+		ImplementationSpecificError, UnsupportedProtocolVersion, ClientIdentifierNotValid,
+		BadUsernameOrPassword, NotAuthorized, ServerUnavailable, ServerBusy, Banned,
+		BadAuthenticationMethod, TopicNameInvalid, PacketTooLarge, QuotaExceeded,
+		PayloadFormatInvalid, RetainNotSupported, QoSNotSupported, UseAnotherServer, ServerMoved,
+		ConnectionRateExceeded)
+	pubackReasons = newReasonSet(Success, NoMatchingSubscribers, UnspecifiedError,
+		ImplementationSpecificError, NotAuthorized, TopicNameInvalid, PacketIdentifierInUse,
+		QuotaExceeded, PayloadFormatInvalid) // PUBACK and PUBREC
+	pubrelReasons = newReasonSet(Success, PacketIdentifierNotFound) // PUBREL and PUBCOMP
+	subackReasons = newReasonSet(Success, GrantedQoS1, GrantedQoS2, UnspecifiedError,
+		ImplementationSpecificError, NotAuthorized, TopicFilterInvalid, PacketIdentifierInUse,
+		QuotaExceeded, SharedSubscriptionsNotSupported, SubscriptionIdentifiersNotSupported,
+		WildcardSubscriptionsNotSupported)
+	unsubackReasons = newReasonSet(Success, NoSubscriptionExisted, UnspecifiedError,
+		ImplementationSpecificError, NotAuthorized, TopicFilterInvalid, PacketIdentifierInUse)
+	disconnectReasons = newReasonSet(Success, DisconnectWithWill, UnspecifiedError,
+		MalformedPacket, ProtocolError, ImplementationSpecificError, NotAuthorized, ServerBusy,
+		ServerShuttingDown, KeepAliveTimeout, SessionTakenOver, TopicFilterInvalid,
+		TopicNameInvalid, ReceiveMaximumExceeded, TopicAliasInvalid, PacketTooLarge,
+		MessageRateTooHigh, QuotaExceeded, AdministrativeAction, PayloadFormatInvalid,
+		RetainNotSupported, QoSNotSupported, UseAnotherServer, ServerMoved,
+		SharedSubscriptionsNotSupported, ConnectionRateExceeded, MaximumConnectTime,
+		SubscriptionIdentifiersNotSupported, WildcardSubscriptionsNotSupported)
+	authReasons = newReasonSet(Success, ContinueAuthentication, ReAuthenticate)
+)
+
+// errReason is the error for a reason code that packet type t may not carry.
+func errReason(t Type, c ReasonCode) error {
+	return Errorf(ProtocolError, "%s may not carry reason code 0x%02X", t, byte(c))
+}
