@@ -113,7 +113,7 @@ func (c *conn) logger() *slog.Logger {
 // connects and disconnects are too frequent to pay for a logger each.
 func (c *conn) debug(msg string, args ...any) {
 	if c.srv.log.Enabled(context.Background(), slog.LevelDebug) {
-		c.debug(msg, args...)
+		c.logger().Debug(msg, args...)
 	}
 }
 
@@ -201,12 +201,7 @@ func (c *conn) endOnError(err error) {
 		c.closeWith(packet.UnspecifiedError)
 		return
 	}
-	if rc == packet.MalformedPacket || rc == packet.TopicNameInvalid || rc == packet.PacketTooLarge ||
-		rc == packet.TopicAliasInvalid || rc == packet.PayloadFormatInvalid {
-		st.MalformedPackets.Add(1)
-	} else {
-		st.ProtocolErrors.Add(1)
-	}
+	countInvalid(st, rc)
 	c.logger().Info("Closing connection after invalid packet", "reason", rc.Error(), "code", fmt.Sprintf("0x%02X", byte(rc)), "detail", err)
 	c.closeWith(rc)
 }
@@ -330,6 +325,9 @@ func (c *conn) grow(size int) {
 // be CONNECT, and anything else closes the connection.
 func (c *conn) handshake() error {
 	_ = c.nc.SetReadDeadline(time.Now().Add(connectTimeout))
+	// The limit holds for CONNECT too: without it a client could make us
+	// buffer a packet of up to 256 MiB before we know who it is.
+	c.maxPacket = c.srv.limits().MaxPacketSize
 	fh, body, err := c.readPacket()
 	if err != nil {
 		if errors.Is(err, errKeepAlive) {
@@ -349,12 +347,28 @@ func (c *conn) handshake() error {
 		if errors.As(err, &pe) {
 			rc = pe.Code
 		}
-		c.srv.stats.MalformedPackets.Add(1)
+		countInvalid(&c.srv.stats, rc)
+		if cp.Version != packet.V5 && rc != packet.UnsupportedProtocolVersion {
+			// [MQTT-3.1.4-1] (3.1.1): a CONNECT that does not conform is
+			// answered by closing the connection, without a CONNACK.
+			rc = packet.MalformedPacket
+		}
 		c.refuse(rc, err.Error())
 		return fmt.Errorf("%w: invalid CONNECT: %v", errClientGone, err)
 	}
 	c.version = cp.Version
 	return c.srv.connect(c, cp)
+}
+
+// countInvalid counts a connection ended for an invalid packet: the codes
+// that say its bytes were wrong as malformed, the others as protocol errors.
+func countInvalid(st *Stats, rc packet.ReasonCode) {
+	if rc == packet.MalformedPacket || rc == packet.TopicNameInvalid || rc == packet.PacketTooLarge ||
+		rc == packet.TopicAliasInvalid || rc == packet.PayloadFormatInvalid {
+		st.MalformedPackets.Add(1)
+	} else {
+		st.ProtocolErrors.Add(1)
+	}
 }
 
 // refuse answers CONNECT with a failure and closes [MQTT-3.2.2-6]. A v3
@@ -594,6 +608,11 @@ func (c *conn) subscribeOne(sub packet.Subscription, subID uint32, maxLen, maxLe
 	_, inner, shared, err := topic.ParseShared(sub.Filter)
 	if err != nil {
 		return fail(packet.TopicFilterInvalid)
+	}
+	if !shared {
+		// ParseShared leaves inner empty for a plain filter; the ACL check
+		// and the retained lookup need the filter itself.
+		inner = sub.Filter
 	}
 	if shared && sub.NoLocal {
 		return packet.ProtocolError // [MQTT-3.8.3-4]
