@@ -670,8 +670,9 @@ func (c *conn) handleDisconnect(fh packet.FixedHeader, body []byte) error {
 		s.expiry = c.srv.capExpiry(d.Properties.SessionExpiry)
 		s.mu.Unlock()
 	}
-	// [MQTT-3.1.2-10]: a normal DISCONNECT deletes the will; 0x04 keeps it.
-	c.normalClose = d.ReasonCode != packet.DisconnectWithWill
+	// [MQTT-3.1.2-10]: only a normal DISCONNECT (0x00) deletes the will;
+	// 0x04 and the error codes leave it to be published.
+	c.normalClose = d.ReasonCode == packet.Success
 	c.debug("Client disconnected", "reason", d.ReasonCode.Error())
 	c.closeNow()
 	return nil
