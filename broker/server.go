@@ -22,6 +22,7 @@ package broker
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -61,6 +62,9 @@ type ConnectInfo struct {
 	HasPassword bool
 	Password    []byte
 	RemoteAddr  net.Addr
+	// TLS is the TLS state of a connection from a TLS or secure WebSocket
+	// listener (client certificates in VerifiedChains); nil otherwise.
+	TLS *tls.ConnectionState
 }
 
 // Authenticator decides whether a client may connect. It returns
@@ -100,6 +104,7 @@ type Server struct {
 	retained RetainedStore
 	auth     Authenticator
 	acl      atomic.Pointer[authorizerBox]
+	files    fileState // password, ACL and TLS files, reload, metrics, $SYS
 	idPrefix string
 	idSeq    atomic.Uint64
 	started  time.Time
@@ -150,6 +155,9 @@ func New(cfg *config.Config, opts Options) (*Server, error) {
 	}
 	srv.cfg.Store(cfg)
 	srv.SetAuthorizer(opts.Authorizer)
+	if err := srv.initFiles(opts); err != nil {
+		return nil, err
+	}
 	return srv, nil
 }
 
@@ -177,16 +185,16 @@ func (srv *Server) Start() error {
 	cfg := srv.cfg.Load()
 	var opened []*listener
 	for _, lc := range cfg.Listeners {
-		if lc.Protocol != "mqtt" || lc.TLS != nil {
-			closeAll(opened)
-			return fmt.Errorf("listener %s: %s listeners with TLS=%v are not supported yet", lc.Name, lc.Protocol, lc.TLS != nil)
-		}
-		ln, err := net.Listen("tcp", lc.Address)
+		l, err := srv.openListener(lc) // TCP, TLS, WebSocket or secure WebSocket
 		if err != nil {
 			closeAll(opened)
-			return fmt.Errorf("listener %s: %w", lc.Name, err)
+			return err
 		}
-		opened = append(opened, &listener{name: lc.Name, ln: ln})
+		opened = append(opened, l)
+	}
+	if err := srv.startBackground(cfg.Metrics.Address); err != nil {
+		closeAll(opened)
+		return err
 	}
 	for _, l := range opened {
 		srv.serveListener(l)
@@ -260,12 +268,16 @@ func (srv *Server) accept(nc net.Conn, listenerName string) {
 	srv.mu.Unlock()
 	srv.stats.ConnectionsAccepted.Add(1)
 	srv.stats.ConnectionsCurrent.Add(1)
+	ls := srv.stats.Listener(listenerName)
+	ls.Accepted.Add(1)
+	ls.Current.Add(1)
 	go c.serve()
 }
 
 // Shutdown stops accepting, tells every client the server is shutting down
 // (v5 DISCONNECT 0x8B) and waits for connections to end or ctx to expire.
 func (srv *Server) Shutdown(ctx context.Context) error {
+	srv.stopBackground() // file watcher, $SYS publisher, metrics endpoint
 	srv.mu.Lock()
 	srv.closing = true
 	ls := srv.listeners
@@ -324,12 +336,17 @@ func (srv *Server) connect(c *conn, cp *packet.Connect) error {
 		HasPassword: cp.HasPassword,
 		Password:    cp.Password,
 		RemoteAddr:  c.nc.RemoteAddr(),
+		TLS:         tlsConnectionState(c.nc),
 	}
 	if rc := srv.authenticate(&info); rc != packet.Success {
 		c.refuse(rc, "authentication failed for user "+fmt.Sprintf("%q", cp.Username))
 		return errClientGone
 	}
 	c.username = info.Username
+	if srv.ownedByOtherUser(id, c.username) {
+		c.refuse(packet.NotAuthorized, "client identifier is in use by a session of another user")
+		return errClientGone
+	}
 
 	ack := &packet.Connack{}
 	ka := cp.KeepAlive
@@ -448,7 +465,10 @@ func (srv *Server) attach(c *conn, cleanStart bool, expiry uint32, ack *packet.C
 			old.closing = true
 			s.conn = nil
 		}
-		if cleanStart {
+		// A session with expiry 0 lasts only as long as its connection
+		// (3.1.1 Clean Session 1 [MQTT-3.1.2-6]): taking the connection
+		// over ends it, so it cannot be resumed, as in Mosquitto.
+		if cleanStart || s.expiry == 0 {
 			endedSubs, endedWills = srv.endSessionLocked(s)
 			ended = s
 			s.mu.Unlock()
@@ -524,6 +544,7 @@ func (srv *Server) endSessionLocked(s *session) (filters []string, wills []*Mess
 	s.queue.drain(func(delivery) {})
 	s.queuedBytes = 0
 	s.inflight = nil
+	s.unsent = 0
 	s.inboundQoS2 = nil
 	return filters, wills
 }
@@ -540,6 +561,7 @@ func stopTimer(t **time.Timer) {
 func (srv *Server) connEnded(c *conn) {
 	defer srv.connWG.Done()
 	srv.stats.ConnectionsCurrent.Add(-1)
+	srv.stats.Listener(c.listener).Current.Add(-1)
 	srv.mu.Lock()
 	delete(srv.conns, c)
 	s := c.sess

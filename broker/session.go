@@ -1,6 +1,7 @@
 package broker
 
 import (
+	"cmp"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -33,6 +34,9 @@ type inflightMsg struct {
 	d     delivery
 	state uint8
 	seq   uint64 // send order, so a resumed session resends in order [MQTT-4.6.0-1]
+	// unsent marks a PUBLISH held back on resume because the client's
+	// Receive Maximum had no room for it yet; popSendable resends it first.
+	unsent bool
 }
 
 // subscriptionRecord is a session's own view of one subscription; the trie
@@ -64,6 +68,7 @@ type session struct {
 	queuedBytes int64
 
 	inflight    map[uint16]*inflightMsg // outbound QoS 1/2 by packet id
+	unsent      int                     // inflight entries marked unsent
 	nextID      uint16
 	sendSeq     uint64
 	inboundQoS2 map[uint16]struct{} // inbound QoS 2 ids answered with PUBREC, awaiting PUBREL
@@ -88,9 +93,12 @@ func (s *session) online() bool { return s.isOnline.Load() }
 func (s *session) deliver(d delivery) bool {
 	srv := s.srv
 	lim := srv.limits()
-	acl := srv.authorizer()
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	// Read under mu: an ACL reload swaps the authorizer and then filters
+	// each session's queue under mu, so nothing checked against the old
+	// ACL can be queued after that filter ran.
+	acl := srv.authorizer()
 	if s.ended {
 		return false
 	}
@@ -135,6 +143,9 @@ func (s *session) allocID() uint16 {
 // assigning packet ids to QoS 1/2 deliveries while the client's receive
 // window allows [MQTT-4.9.0-2]. Callers hold mu.
 func (s *session) popSendable(out []outbound, window int) []outbound {
+	if s.unsent > 0 {
+		out = s.popUnsent(out, window)
+	}
 	for s.queue.len() > 0 {
 		d := *s.queue.peek()
 		var id uint16
@@ -163,25 +174,69 @@ func (s *session) popSendable(out []outbound, window int) []outbound {
 // resendInflight queues every unacknowledged outbound message for a resumed
 // connection, in the order they were first sent: PUBLISH with DUP set, or
 // PUBREL for QoS 2 messages already acknowledged with PUBREC [MQTT-4.4.0-1].
-// Callers hold mu.
+// PUBLISH beyond the new connection's window (the client may have lowered
+// its Receive Maximum) is held back as unsent until acks make room
+// [MQTT-3.3.4-9]. Callers hold mu.
 func (s *session) resendInflight(c *conn) {
+	s.unsent = 0
 	if len(s.inflight) == 0 {
 		return
 	}
-	ids := make([]uint16, 0, len(s.inflight))
-	for id := range s.inflight {
-		ids = append(ids, id)
-	}
-	slices.SortFunc(ids, func(a, b uint16) int {
-		return int(s.inflight[a].seq - s.inflight[b].seq)
-	})
-	for _, id := range ids {
+	ids := s.inflightBySeq(func(*inflightMsg) bool { return true })
+	for i, id := range ids {
 		m := s.inflight[id]
+		m.unsent = false
 		if m.state == awaitPubcomp {
 			c.ctrl = append(c.ctrl, outbound{kind: outAck, typ: packet.PUBREL, id: id})
 			continue
 		}
+		if i >= c.window {
+			m.unsent = true
+			s.unsent++
+			continue
+		}
 		c.ctrl = append(c.ctrl, outbound{kind: outPublish, d: m.d, id: id, dup: true})
+	}
+}
+
+// popUnsent resends, in their original order, the PUBLISH packets that
+// resendInflight held back, as far as the window has room. Callers hold mu.
+func (s *session) popUnsent(out []outbound, window int) []outbound {
+	room := window - (len(s.inflight) - s.unsent)
+	if room <= 0 {
+		return out
+	}
+	ids := s.inflightBySeq(func(m *inflightMsg) bool { return m.unsent })
+	for _, id := range ids[:min(room, len(ids))] {
+		m := s.inflight[id]
+		m.unsent = false
+		s.unsent--
+		out = append(out, outbound{kind: outPublish, d: m.d, id: id, dup: true})
+	}
+	return out
+}
+
+// inflightBySeq returns the ids of the inflight messages that keep selects,
+// in the order they were first sent. Callers hold mu.
+func (s *session) inflightBySeq(keep func(*inflightMsg) bool) []uint16 {
+	ids := make([]uint16, 0, len(s.inflight))
+	for id, m := range s.inflight {
+		if keep(m) {
+			ids = append(ids, id)
+		}
+	}
+	slices.SortFunc(ids, func(a, b uint16) int {
+		return cmp.Compare(s.inflight[a].seq, s.inflight[b].seq)
+	})
+	return ids
+}
+
+// forgetUnsent clears m's unsent mark once the client has acknowledged it
+// anyway. Callers hold mu.
+func (s *session) forgetUnsent(m *inflightMsg) {
+	if m.unsent {
+		m.unsent = false
+		s.unsent--
 	}
 }
 
@@ -194,11 +249,14 @@ func (s *session) ack(typ packet.Type, id uint16) bool {
 	if !ok {
 		return false
 	}
+	if typ == packet.PUBACK && m.state == awaitPuback || typ == packet.PUBREC && m.state == awaitPubrec {
+		s.forgetUnsent(m)
+	}
 	switch {
 	case typ == packet.PUBACK && m.state == awaitPuback,
 		typ == packet.PUBCOMP && m.state == awaitPubcomp:
 		delete(s.inflight, id)
-		if s.conn != nil && s.queue.len() > 0 {
+		if s.conn != nil && (s.queue.len() > 0 || s.unsent > 0) {
 			s.conn.kickLocked()
 		}
 		return true
@@ -214,8 +272,11 @@ func (s *session) ack(typ packet.Type, id uint16) bool {
 // the exchange ends there [MQTT-4.3.3-?: a PUBREC >= 0x80 ends the flow].
 func (s *session) dropInflight(id uint16) {
 	s.mu.Lock()
-	delete(s.inflight, id)
-	if s.conn != nil && s.queue.len() > 0 {
+	if m, ok := s.inflight[id]; ok {
+		s.forgetUnsent(m)
+		delete(s.inflight, id)
+	}
+	if s.conn != nil && (s.queue.len() > 0 || s.unsent > 0) {
 		s.conn.kickLocked()
 	}
 	s.mu.Unlock()

@@ -148,7 +148,11 @@ func FuzzParsePasswordFile(f *testing.F) {
 			targets = append(targets, users[0])
 		}
 		for _, target := range targets {
-			q, err := ParsePasswordFile("passwd", UpdatePasswordFile(data, target, h))
+			updated, err := UpdatePasswordFile(data, target, h)
+			if err != nil {
+				t.Fatalf("UpdatePasswordFile(%q): %v", target, err)
+			}
+			q, err := ParsePasswordFile("passwd", updated)
 			if err != nil {
 				t.Fatalf("after UpdatePasswordFile(%q): %v", target, err)
 			}

@@ -116,7 +116,9 @@ func TestMosquittoAcceptsOurHashes(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		data = UpdatePasswordFile(data, u, h)
+		if data, err = UpdatePasswordFile(data, u, h); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := os.WriteFile(file, data, 0o600); err != nil {
 		t.Fatal(err)

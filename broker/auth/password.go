@@ -340,13 +340,13 @@ func HashPassword(password []byte) (string, error) {
 //
 // username must pass ValidateUsername and hash must be a valid $6$ or $7$
 // hash (HashPassword's output is); anything else would corrupt the file,
-// so it panics.
-func UpdatePasswordFile(data []byte, username string, hash string) []byte {
+// so it is refused with an error and data is returned unchanged.
+func UpdatePasswordFile(data []byte, username string, hash string) ([]byte, error) {
 	if err := ValidateUsername(username); err != nil {
-		panic("auth.UpdatePasswordFile: " + err.Error())
+		return data, fmt.Errorf("update password file: %w", err)
 	}
 	if _, err := parseHash(hash); err != nil {
-		panic("auth.UpdatePasswordFile: " + err.Error())
+		return data, fmt.Errorf("update password file: user %q: %w", username, err)
 	}
 	entry := username + ":" + hash
 	out := make([]byte, 0, len(data)+len(entry)+2)
@@ -380,5 +380,5 @@ func UpdatePasswordFile(data []byte, username string, hash string) []byte {
 		out = append(out, entry...)
 		out = append(out, eol...)
 	}
-	return out
+	return out, nil
 }

@@ -119,7 +119,10 @@ func TestUpdateMosquittoPasswdFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	updated := UpdatePasswordFile(orig, "alice", hash)
+	updated, err := UpdatePasswordFile(orig, "alice", hash)
+	if err != nil {
+		t.Fatal(err)
+	}
 	after, err := ParsePasswordFile("passwd", updated)
 	if err != nil {
 		t.Fatalf("parse updated file: %v\n%s", err, updated)
@@ -311,7 +314,10 @@ func TestUpdatePasswordFile(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			in := []byte(tt.in)
-			got := UpdatePasswordFile(in, tt.user, h)
+			got, err := UpdatePasswordFile(in, tt.user, h)
+			if err != nil {
+				t.Fatal(err)
+			}
 			if string(got) != tt.want {
 				t.Errorf("UpdatePasswordFile(%q) =\n%q\nwant\n%q", tt.in, got, tt.want)
 			}
@@ -330,14 +336,14 @@ func TestUpdatePasswordFileRefusesBadInput(t *testing.T) {
 	for _, tc := range []struct{ user, hash string }{
 		{"a:b", h}, {"a\nb", h}, {"", h}, {"#a", h}, {" a", h}, {"a", "plain"}, {"a", h + "\nb:" + h},
 	} {
-		func() {
-			defer func() {
-				if recover() == nil {
-					t.Errorf("UpdatePasswordFile(%q, %q) did not panic", tc.user, tc.hash)
-				}
-			}()
-			UpdatePasswordFile(nil, tc.user, tc.hash)
-		}()
+		in := []byte("keep:" + h + "\n")
+		out, err := UpdatePasswordFile(in, tc.user, tc.hash)
+		if err == nil {
+			t.Errorf("UpdatePasswordFile(%q, %q) accepted bad input", tc.user, tc.hash)
+		}
+		if string(out) != string(in) {
+			t.Errorf("UpdatePasswordFile(%q, %q) changed the file on error: %q", tc.user, tc.hash, out)
+		}
 	}
 }
 

@@ -35,6 +35,9 @@ type Config struct {
 	Limits Limits `yaml:"limits,omitempty" json:"limits,omitempty"`
 	// Metrics serves Prometheus metrics and the /healthz and /readyz probes.
 	Metrics Metrics `yaml:"metrics,omitempty" json:"metrics,omitempty"`
+	// SysInterval is how often the $SYS/broker/... topics are published,
+	// in seconds (default 10; 0 turns them off, as in Mosquitto).
+	SysInterval *int `yaml:"sysInterval,omitempty" json:"sysInterval,omitempty"`
 	// Log sets the log level and format.
 	Log Log `yaml:"log,omitempty" json:"log,omitempty"`
 }
@@ -127,6 +130,7 @@ const (
 	DefaultTopicAliasMaximum = 65535
 	DefaultMaxTopicLength    = 65535
 	DefaultMaxTopicLevels    = 128
+	DefaultSysInterval       = 10
 	DefaultAddress           = "127.0.0.1:1883"
 )
 
@@ -157,6 +161,10 @@ func (c *Config) ApplyDefaults() {
 	}
 	setDefault(&l.MaxTopicLength, DefaultMaxTopicLength)
 	setDefault(&l.MaxTopicLevels, DefaultMaxTopicLevels)
+	if c.SysInterval == nil {
+		v := DefaultSysInterval
+		c.SysInterval = &v
+	}
 	for i := range c.Listeners {
 		ln := &c.Listeners[i]
 		if ln.Protocol == "" {
@@ -267,6 +275,9 @@ func (c *Config) Validate() error {
 	}
 	if l.MaxQueuedBytes < 0 {
 		bad("limits.maxQueuedBytes: %d must not be negative", l.MaxQueuedBytes)
+	}
+	if c.SysInterval != nil && (*c.SysInterval < 0 || *c.SysInterval > 86400) {
+		bad("sysInterval: %d must be between 0 (off) and 86400 seconds", *c.SysInterval)
 	}
 	if c.Metrics.Address != "" {
 		if _, _, err := net.SplitHostPort(c.Metrics.Address); err != nil {
