@@ -29,7 +29,7 @@ type ACLRule struct {
 	// +kubebuilder:validation:MaxLength=1024
 	// +kubebuilder:validation:Pattern=`^[^\x00-\x1F\x7F]+$`
 	// +kubebuilder:validation:XValidation:rule="!self.contains('#') || self == '#' || (self.endsWith('/#') && self.indexOf('#') == size(self) - 1)",message="'#' must be the whole last level of a topic filter, e.g. sensors/# (MQTT-4.7.1-2)"
-	// +kubebuilder:validation:XValidation:rule="self.split('/').all(level, level == '+' || !level.contains('+'))",message="'+' must fill a whole topic level, e.g. sensors/+/temperature, not sensors/a+ (MQTT-4.7.1-3)"
+	// +kubebuilder:validation:XValidation:rule="self.matches('^([+]|[^+/]*)(/([+]|[^+/]*))*$')",message="'+' must fill a whole topic level, e.g. sensors/+/temperature, not sensors/a+ (MQTT-4.7.1-3)"
 	Topic string `json:"topic"`
 
 	// access is what the rule grants on matching topics: read (subscribe), write (publish),

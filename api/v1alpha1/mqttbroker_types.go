@@ -188,6 +188,8 @@ type MQTTBrokerSpec struct {
 }
 
 // ListenerSpec is one client listener.
+// +kubebuilder:validation:XValidation:rule="self.port != 9090",message="port 9090 is the broker's metrics and health port: give this listener another port"
+// +kubebuilder:validation:XValidation:rule="self.name != 'metrics'",message="the listener name metrics is taken by the broker's metrics port: choose another name"
 // +kubebuilder:validation:XValidation:rule="!has(self.path) || self.protocol in ['ws', 'wss']",message="path applies only to ws and wss listeners: remove it or set protocol to ws or wss"
 type ListenerSpec struct {
 	// name identifies the listener: it names the Service port and the status endpoint. At
