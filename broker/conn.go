@@ -87,6 +87,9 @@ type conn struct {
 	deferKick bool // the reader queued control packets; wake the writer before the next read
 	writing   bool // a writer goroutine is running
 	closing   bool // no more writes; the session must not hand us messages
+	// ctrlDrained, when set, is closed by the writer once it has taken
+	// the control backlog (or stopped): the throttled reader waits on it.
+	ctrlDrained chan struct{}
 
 	// Writer goroutine only (one runs at a time).
 	outAliases map[string]uint16
@@ -157,6 +160,42 @@ func (c *conn) readLoop() {
 		if done {
 			return
 		}
+		c.throttle()
+	}
+}
+
+// maxCtrlBacklog bounds the control packets (acks, PINGRESP) queued for one
+// connection. A client that keeps publishing without reading its
+// acknowledgements would otherwise grow this queue for as long as the
+// write timeout lets it; past the bound the reader stops reading until the
+// writer has taken the backlog, so TCP pushes back on the client instead.
+const maxCtrlBacklog = 4096
+
+// throttle blocks the reader while the control backlog is at its bound.
+func (c *conn) throttle() {
+	s := c.sess
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	if len(c.ctrl) < maxCtrlBacklog || c.closing || c.closed.Load() {
+		s.mu.Unlock()
+		return
+	}
+	ch := make(chan struct{})
+	c.ctrlDrained = ch
+	c.deferKick = false
+	c.kickLocked()
+	s.mu.Unlock()
+	<-ch
+}
+
+// releaseReaderLocked wakes a reader waiting in throttle. Callers hold
+// sess.mu.
+func (c *conn) releaseReaderLocked() {
+	if c.ctrlDrained != nil {
+		close(c.ctrlDrained)
+		c.ctrlDrained = nil
 	}
 }
 
@@ -737,12 +776,14 @@ func (c *conn) writeLoop() {
 		s.mu.Lock()
 		if c.closing || c.closed.Load() {
 			c.writing = false
+			c.releaseReaderLocked()
 			s.mu.Unlock()
 			return
 		}
 		batch = append(batch[:0], c.ctrl...)
 		clear(c.ctrl)
 		c.ctrl = c.ctrl[:0]
+		c.releaseReaderLocked()
 		if c.connected.Load() {
 			batch = s.popSendable(batch, c.window)
 		}
@@ -788,6 +829,7 @@ func (c *conn) write(buf []byte) bool {
 		s := c.sess
 		s.mu.Lock()
 		c.writing = false
+		c.releaseReaderLocked()
 		s.mu.Unlock()
 		return false
 	}
