@@ -147,6 +147,9 @@ func Default() *Config {
 
 // ApplyDefaults fills every zero-valued field that has a default.
 func (c *Config) ApplyDefaults() {
+	if len(c.Listeners) == 0 {
+		c.Listeners = nil // "listeners: []" means the same as no key: the local default
+	}
 	l := &c.Limits
 	setDefault(&l.MaxPacketSize, DefaultMaxPacketSize)
 	setDefault(&l.ReceiveMaximum, DefaultReceiveMaximum)
