@@ -87,6 +87,9 @@ func (s *brokerScope) requeueAfter(d time.Duration) {
 //
 // +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=mqttbrokers,verbs=get;list;watch
 // +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=mqttbrokers/status,verbs=get;patch
+// Owner references with blockOwnerDeletion need update on the owner's finalizers where the
+// OwnerReferencesPermissionEnforcement admission plugin runs (OpenShift).
+// +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=mqttbrokers/finalizers;mqttusers/finalizers,verbs=update
 // +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=mqttusers,verbs=get;list;watch
 // +kubebuilder:rbac:groups="",resources=configmaps;secrets;services;serviceaccounts,verbs=get;list;watch;create;update
 // +kubebuilder:rbac:groups=apps,resources=statefulsets,verbs=get;list;watch;create;update
