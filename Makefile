@@ -59,15 +59,23 @@ kube-binaries: ## Build kube-apiserver, kube-controller-manager, kubectl and etc
 ##@ Test
 
 .PHONY: test
-test: test-deps vet verify-generated verify-helm-sync test-unit fuzz ## Everything CI runs: installs what it needs first
+test: test-deps vet verify-generated verify-helm-sync test-unit test-e2e fuzz ## Everything CI runs: installs what it needs first
 
 .PHONY: test-deps
 test-deps: ## Install the Debian test peers (mosquitto, mosquitto-clients, python3-paho-mqtt)
 	hack/install-test-deps.sh
 
 .PHONY: test-unit
-test-unit: ## Go tests; envtest suites use the apiserver and etcd from hack/kube-binaries.sh
-	assets="$$(hack/kube-binaries.sh)"; KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 20m ./...
+test-unit: ## Go tests (all but the e2e suite); envtest suites use the apiserver and etcd from hack/kube-binaries.sh
+	assets="$$(hack/kube-binaries.sh)"; KUBEBUILDER_ASSETS="$$assets" $(GO) test -race -count=1 -timeout 20m $$($(GO) list ./... | grep -v /test/e2e)
+
+.PHONY: test-e2e
+test-e2e: ## End-to-end suite: the operator and 3 broker pods on a local control plane (needs root)
+	assets="$$(hack/kube-binaries.sh)"; KUBEBUILDER_ASSETS="$$assets" $(GO) test -count=1 -v -timeout 20m ./test/e2e/
+
+.PHONY: dev
+dev: ## Local fleet: a real control plane, the operator and the 3-pod sample MQTTBroker; prints endpoints and KUBECONFIG; Ctrl-C stops it (root, else sudo)
+	hack/dev.sh
 
 .PHONY: fuzz
 fuzz: ## Run every fuzz target for FUZZTIME
