@@ -10,6 +10,8 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net/http"
+	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -48,12 +50,26 @@ func wsPaho(t testing.TB, url string, roots *x509.CertPool, id string) (*paho.Cl
 		t.Errorf("negotiated subprotocol %q, want mqtt", ws.Subprotocol())
 	}
 	msgs := make(chan *paho.Publish, 100)
+	events := &clientEvents{}
+	t.Cleanup(func() { // registered first, so it runs after the Disconnect below
+		if t.Failed() {
+			for _, e := range events.all() {
+				t.Logf("%s client %s: %s", url, id, e)
+			}
+		}
+	})
 	c := paho.NewClient(paho.ClientConfig{
 		Conn: broker.NewWebSocketConn(ws),
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) { msgs <- pr.Packet; return true, nil },
 		},
-		OnClientError: func(error) {},
+		// A client error (a read or decode failure) would otherwise only
+		// show up as a later timeout; keep it so a failure says why. The
+		// callbacks may run after the test ends, so they never touch t.
+		OnClientError: func(err error) { events.add(fmt.Sprintf("client error: %v", err)) },
+		OnServerDisconnect: func(d *paho.Disconnect) {
+			events.add(fmt.Sprintf("server sent DISCONNECT %#x", byte(d.ReasonCode)))
+		},
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), rawWait)
 	defer cancel()
@@ -62,6 +78,24 @@ func wsPaho(t testing.TB, url string, roots *x509.CertPool, id string) (*paho.Cl
 	}
 	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
 	return c, msgs
+}
+
+// clientEvents collects what a client's callbacks saw.
+type clientEvents struct {
+	mu   sync.Mutex
+	list []string
+}
+
+func (e *clientEvents) add(s string) {
+	e.mu.Lock()
+	e.list = append(e.list, s)
+	e.mu.Unlock()
+}
+
+func (e *clientEvents) all() []string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return slices.Clone(e.list)
 }
 
 // serveWS adds a WebSocket listener (secure when vol is set) to b and
@@ -89,13 +123,16 @@ func TestWebSocketWithPaho(t *testing.T) {
 	} {
 		url := l.url
 		t.Run(l.name, func(t *testing.T) {
-			ctx, cancel := context.WithTimeout(context.Background(), rawWait)
-			defer cancel()
 			sub, msgs := wsPaho(t, url, ca.roots, uniqueID("wssub"))
+			pub, _ := wsPaho(t, url, ca.roots, uniqueID("wspub"))
+			// The deadline starts after both connects: under -race on a loaded
+			// machine a TLS handshake alone can take seconds, and it must not
+			// eat the time the round trips below are given.
+			ctx, cancel := context.WithTimeout(context.Background(), 3*rawWait)
+			defer cancel()
 			if _, err := sub.Subscribe(ctx, &paho.Subscribe{Subscriptions: []paho.SubscribeOptions{{Topic: "ws/#", QoS: 2}}}); err != nil {
 				t.Fatalf("subscribe: %v", err)
 			}
-			pub, _ := wsPaho(t, url, ca.roots, uniqueID("wspub"))
 			// A payload larger than one read buffer and than a typical frame.
 			big := make([]byte, 200<<10)
 			for i := range big {
