@@ -56,7 +56,7 @@ func run(args []string, stdout, stderr io.Writer) error {
 		kubeconfig = fs.String("kubeconfig", "", "also copy the admin kubeconfig to this path")
 		port       = fs.Int("port", 0, "kube-apiserver port on the pod network's bridge address (0: any free port)")
 		noSamples  = fs.Bool("no-samples", false, "do not apply config/samples; bring up the cluster and the operator only")
-		timeout    = fs.Duration("ready-timeout", 3*time.Minute, "how long building, starting and waiting for the sample fleet may take")
+		timeout    = fs.Duration("ready-timeout", 3*time.Minute, "how long the sample fleet may take to become Ready once everything is built and started")
 		verbose    = fs.Bool("v", false, "log the node agent's progress and warnings")
 	)
 	if err := fs.Parse(args); err != nil {
@@ -77,9 +77,10 @@ func run(args []string, stdout, stderr io.Writer) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	begin := time.Now()
-	startCtx, cancel := context.WithTimeout(ctx, *timeout)
-	defer cancel()
-	f, err := devfleet.Start(startCtx, devfleet.Options{
+	// Building is not under the timeout: on a fresh machine the Kubernetes binaries and
+	// the operator take many minutes to compile, and killing that build helps nobody.
+	// Ctrl-C still stops it.
+	f, err := devfleet.Start(ctx, devfleet.Options{
 		Dir: *dir, KubeBinDir: *kubeBinDir, BinDir: *outDir, SkipSamples: *noSamples, APIServerPort: *port,
 		Progress: stderr, Logger: logger,
 	})
@@ -103,6 +104,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 		}
 		kc = *kubeconfig
 	}
+	startCtx, cancel := context.WithTimeout(ctx, *timeout)
+	defer cancel()
 	if !*noSamples {
 		fmt.Fprintf(stderr, "Waiting for MQTTBroker %s/%s to be Ready...\n", devfleet.SampleNamespace, devfleet.SampleBroker)
 		b, err := f.WaitReady(startCtx, devfleet.SampleNamespace, devfleet.SampleBroker, func(ready, want int32) {
