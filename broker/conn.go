@@ -81,6 +81,7 @@ type conn struct {
 	rpos, rend  int
 	inAliases   map[uint16]string
 	normalClose bool // DISCONNECT 0x00 received: discard the will
+	backlogged  bool // queueCtrl saw maxCtrlBacklog reached: throttle before the next read
 
 	// Guarded by sess.mu once attached.
 	ctrl      []outbound
@@ -172,11 +173,14 @@ func (c *conn) readLoop() {
 const maxCtrlBacklog = 4096
 
 // throttle blocks the reader while the control backlog is at its bound.
+// Only the reader queues control packets (queueCtrl), so the flag it set
+// there keeps the common case free of a lock on the per-packet path.
 func (c *conn) throttle() {
 	s := c.sess
-	if s == nil {
+	if !c.backlogged || s == nil {
 		return
 	}
+	c.backlogged = false
 	s.mu.Lock()
 	if len(c.ctrl) < maxCtrlBacklog || c.closing || c.closed.Load() {
 		s.mu.Unlock()
@@ -726,6 +730,7 @@ func (c *conn) queueCtrl(o outbound) {
 	if !c.closing {
 		c.ctrl = append(c.ctrl, o)
 		c.deferKick = true
+		c.backlogged = len(c.ctrl) >= maxCtrlBacklog
 	}
 	s.mu.Unlock()
 }
