@@ -52,11 +52,13 @@ type outbound struct {
 }
 
 // conn is one client network connection. A reader goroutine runs for its
-// whole life; a writer goroutine runs only while there is something to send,
-// so an idle connection holds one goroutine and a small read buffer.
+// whole life; its output is written by readers or a short-lived writer
+// goroutine (writer.go), so an idle connection holds one goroutine and a
+// small read buffer.
 type conn struct {
 	srv      *Server
 	nc       net.Conn
+	raw      *rawSocket // nc's socket for non-blocking reads and writes; nil unless plain TCP on Linux
 	listener string
 
 	// Set while handling CONNECT, read-only afterwards.
@@ -80,8 +82,9 @@ type conn struct {
 	rbuf        []byte
 	rpos, rend  int
 	inAliases   map[uint16]string
-	normalClose bool // DISCONNECT 0x00 received: discard the will
-	backlogged  bool // queueCtrl saw maxCtrlBacklog reached: throttle before the next read
+	normalClose bool          // DISCONNECT 0x00 received: discard the will
+	backlogged  bool          // queueCtrl saw maxCtrlBacklog reached: throttle before the next read
+	pending     pendingWrites // connections this reader writes to before its next read
 
 	// Guarded by sess.mu once attached.
 	ctrl      []outbound
@@ -100,7 +103,7 @@ type conn struct {
 }
 
 func newConn(srv *Server, nc net.Conn, listener string) *conn {
-	return &conn{srv: srv, nc: nc, listener: listener, rbuf: make([]byte, minReadBuffer)}
+	return &conn{srv: srv, nc: nc, raw: newRawSocket(nc), listener: listener, rbuf: make([]byte, minReadBuffer)}
 }
 
 // logger returns a logger carrying the connection's identity. It is built
@@ -147,6 +150,9 @@ func (c *conn) serve() {
 func (c *conn) readLoop() {
 	defer c.finish()
 	defer c.recoverPanic("connection handling")
+	// Whatever happens to this connection, the writer roles it took for
+	// others must be exercised, or their output would wait forever.
+	defer c.pending.flush()
 	for {
 		fh, body, err := c.readPacket()
 		if err != nil {
@@ -154,6 +160,7 @@ func (c *conn) readLoop() {
 			return
 		}
 		done, err := c.handle(fh, body)
+		c.pending.flush()
 		if err != nil {
 			c.endOnError(err)
 			return
@@ -313,7 +320,7 @@ func (c *conn) readPacket() (packet.FixedHeader, []byte, error) {
 		if c.keepAlive > 0 {
 			_ = c.nc.SetReadDeadline(time.Now().Add(c.keepAlive * 3 / 2))
 		}
-		n, err := c.nc.Read(c.rbuf[c.rend:])
+		n, err := c.read(c.rbuf[c.rend:])
 		if n > 0 {
 			c.rend += n
 			c.srv.stats.BytesReceived.Add(int64(n))
@@ -337,6 +344,14 @@ func (c *conn) readPacket() (packet.FixedHeader, []byte, error) {
 			return packet.FixedHeader{}, nil, fmt.Errorf("%w: %v", errClientGone, err)
 		}
 	}
+}
+
+// read reads from the network into b.
+func (c *conn) read(b []byte) (int, error) {
+	if c.raw != nil {
+		return c.raw.read(b)
+	}
+	return c.nc.Read(b)
 }
 
 func isConnReset(err error) bool {
@@ -538,7 +553,13 @@ func (c *conn) handlePublish(fh packet.FixedHeader, body []byte) error {
 		rc = packet.NotAuthorized
 	} else {
 		m := newMessage(p, tp, c.clientID, c.username, srv.now())
-		if n := srv.publish(m); n == 0 {
+		// The last packet of the buffer: this reader is about to wait,
+		// so it writes to the subscribers itself (see writer.go).
+		var pw *pendingWrites
+		if c.rpos == c.rend {
+			pw = &c.pending
+		}
+		if n := srv.publish(m, pw); n == 0 {
 			rc = packet.NoMatchingSubscribers
 		}
 	}
@@ -719,126 +740,6 @@ func (c *conn) handleDisconnect(fh packet.FixedHeader, body []byte) error {
 	c.debug("Client disconnected", "reason", d.ReasonCode.Error())
 	c.closeNow()
 	return nil
-}
-
-// queueCtrl queues a control packet from the reader. The writer is woken
-// only when the reader is about to wait for more input, so the answers to a
-// burst of packets leave in one write.
-func (c *conn) queueCtrl(o outbound) {
-	s := c.sess
-	s.mu.Lock()
-	if !c.closing {
-		c.ctrl = append(c.ctrl, o)
-		c.deferKick = true
-		c.backlogged = len(c.ctrl) >= maxCtrlBacklog
-	}
-	s.mu.Unlock()
-}
-
-// flushDeferredKick starts the writer for whatever the reader queued while
-// it worked through its buffer: one wake-up, one write, for a burst.
-func (c *conn) flushDeferredKick() {
-	s := c.sess
-	if s == nil {
-		return
-	}
-	s.mu.Lock()
-	if c.deferKick {
-		c.deferKick = false
-		if len(c.ctrl) > 0 || s.queue.len() > 0 {
-			c.kickLocked()
-		}
-	}
-	s.mu.Unlock()
-}
-
-// kickLocked starts the writer if it is not running. Callers hold sess.mu.
-func (c *conn) kickLocked() {
-	if c.writing || c.closing {
-		return
-	}
-	c.writing = true
-	go c.writeLoop()
-}
-
-var writeBufPool = sync.Pool{New: func() any { b := make([]byte, 0, 16<<10); return &b }}
-
-// writeLoop sends everything queued, batching it into as few writes as the
-// queue allows, and exits when there is nothing left.
-func (c *conn) writeLoop() {
-	defer c.recoverPanic("connection writer")
-	s := c.sess
-	bufp := writeBufPool.Get().(*[]byte)
-	buf := (*bufp)[:0]
-	var batch []outbound
-	defer func() {
-		if cap(buf) <= 1<<20 {
-			*bufp = buf[:0]
-			writeBufPool.Put(bufp)
-		}
-	}()
-	for {
-		s.mu.Lock()
-		if c.closing || c.closed.Load() {
-			c.writing = false
-			c.releaseReaderLocked()
-			s.mu.Unlock()
-			return
-		}
-		batch = append(batch[:0], c.ctrl...)
-		clear(c.ctrl)
-		c.ctrl = c.ctrl[:0]
-		c.releaseReaderLocked()
-		if c.connected.Load() {
-			batch = s.popSendable(batch, c.window)
-		}
-		if len(batch) == 0 {
-			c.writing = false
-			if cap(c.ctrl) > 64 {
-				c.ctrl = nil
-			}
-			s.mu.Unlock()
-			return
-		}
-		s.mu.Unlock()
-
-		now := c.srv.now()
-		for i := range batch {
-			buf = c.encode(buf, &batch[i], now)
-			if len(buf) >= maxWriteBatch {
-				if !c.write(buf) {
-					return
-				}
-				buf = buf[:0]
-			}
-		}
-		clear(batch)
-		if len(buf) > 0 {
-			if !c.write(buf) {
-				return
-			}
-			buf = buf[:0]
-		}
-	}
-}
-
-// write sends buf, closing the connection on failure. The write path never
-// holds a lock, so a slow socket stalls only this connection's writer.
-func (c *conn) write(buf []byte) bool {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	n, err := c.nc.Write(buf)
-	c.srv.stats.BytesSent.Add(int64(n))
-	if err != nil {
-		c.debug("Write failed", "error", err)
-		c.closeNow()
-		s := c.sess
-		s.mu.Lock()
-		c.writing = false
-		c.releaseReaderLocked()
-		s.mu.Unlock()
-		return false
-	}
-	return true
 }
 
 // encode appends one outbound packet to buf.

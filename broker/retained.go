@@ -77,7 +77,7 @@ func (srv *Server) sendRetained(s *session, filter string, opts topic.Options) {
 		if opts.SubscriptionID != 0 {
 			d.subIDs = []uint32{opts.SubscriptionID}
 		}
-		s.deliver(d)
+		s.deliver(d, nil)
 		return true
 	})
 	for _, t := range expired {

@@ -9,8 +9,10 @@ import (
 // publish routes m to every matching subscription and returns how many
 // subscribers took it. It is the one routing step for every message, local
 // or (later) from a peer: retained storage, trie match, then one delivery
-// per subscriber and one per shared group.
-func (srv *Server) publish(m *Message) int {
+// per subscriber and one per shared group. pw, if not nil, is the calling
+// reader's pendingWrites: subscribers with nobody writing to them are left
+// to that reader to write to (see writer.go).
+func (srv *Server) publish(m *Message, pw *pendingWrites) int {
 	if m.Retain {
 		srv.storeRetained(m)
 	}
@@ -18,17 +20,17 @@ func (srv *Server) publish(m *Message) int {
 	n := 0
 	if subs := r.Subs; len(subs) > 0 {
 		if hasDuplicateKeys(subs) {
-			n += srv.deliverMerged(m, subs)
+			n += srv.deliverMerged(m, subs, pw)
 		} else {
 			for i := range subs {
-				if d, ok := deliveryFor(m, &subs[i]); ok && subs[i].Key.deliver(d) {
+				if d, ok := deliveryFor(m, &subs[i]); ok && subs[i].Key.deliver(d, pw) {
 					n++
 				}
 			}
 		}
 	}
 	for _, g := range r.Groups {
-		if srv.deliverShared(m, g) {
+		if srv.deliverShared(m, g, pw) {
 			n++
 		}
 	}
@@ -61,7 +63,7 @@ func deliveryFor(m *Message, sub *topic.Sub[subscriber]) (delivery, bool) {
 
 // deliverShared hands m to one member of a shared group: the next in round
 // robin that is online, or the next one at all when none is.
-func (srv *Server) deliverShared(m *Message, g *topic.Group[subscriber]) bool {
+func (srv *Server) deliverShared(m *Message, g *topic.Group[subscriber], pw *pendingWrites) bool {
 	members := g.Members
 	if len(members) == 0 {
 		return false
@@ -72,14 +74,14 @@ func (srv *Server) deliverShared(m *Message, g *topic.Group[subscriber]) bool {
 		if !sub.Key.online() {
 			continue
 		}
-		if d, ok := deliveryFor(m, sub); ok && sub.Key.deliver(d) {
+		if d, ok := deliveryFor(m, sub); ok && sub.Key.deliver(d, pw) {
 			return true
 		}
 	}
 	// Nobody online could take it: queue it for the member whose turn it is.
 	sub := &members[start%len(members)]
 	d, ok := deliveryFor(m, sub)
-	return ok && sub.Key.deliver(d)
+	return ok && sub.Key.deliver(d, pw)
 }
 
 // hasDuplicateKeys reports whether one subscriber appears more than once,
@@ -116,7 +118,7 @@ var keySetPool = sync.Pool{New: func() any { return make(map[subscriber]int) }}
 // subscriptions: the highest QoS of the matches, every subscription
 // identifier, and the retain flag if any match keeps it [MQTT-3.3.4-2,
 // MQTT-3.3.4-3, MQTT-3.3.4-5].
-func (srv *Server) deliverMerged(m *Message, subs []topic.Sub[subscriber]) int {
+func (srv *Server) deliverMerged(m *Message, subs []topic.Sub[subscriber], pw *pendingWrites) int {
 	merged := make(map[subscriber]*delivery, len(subs))
 	order := make([]subscriber, 0, len(subs))
 	for i := range subs {
@@ -136,7 +138,7 @@ func (srv *Server) deliverMerged(m *Message, subs []topic.Sub[subscriber]) int {
 	}
 	n := 0
 	for _, k := range order {
-		if k.deliver(*merged[k]) {
+		if k.deliver(*merged[k], pw) {
 			n++
 		}
 	}

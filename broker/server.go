@@ -664,7 +664,7 @@ func (srv *Server) publishWill(w *Message) {
 		m.Expires = srv.now().Add(w.Expires.Sub(time.Time{}))
 	}
 	srv.stats.MessagesReceived[m.QoS].Add(1)
-	srv.publish(&m)
+	srv.publish(&m, nil)
 }
 
 // mayPublish checks a client's PUBLISH against the authorizer. Topics under

@@ -17,7 +17,8 @@ import (
 type subscriber interface {
 	// deliver hands one delivery over without blocking. It reports false
 	// when the subscriber could not take it (gone, queue full, not allowed).
-	deliver(d delivery) bool
+	// pw, if not nil, lets the calling reader do the write itself.
+	deliver(d delivery, pw *pendingWrites) bool
 	// online reports whether the subscriber can send right now; shared
 	// subscription groups prefer online members.
 	online() bool
@@ -90,7 +91,7 @@ func (s *session) online() bool { return s.isOnline.Load() }
 // deliver implements subscriber: it queues d and wakes the connection's
 // writer. It never blocks on the network, so a slow subscriber cannot hold
 // up the publisher or anybody else.
-func (s *session) deliver(d delivery) bool {
+func (s *session) deliver(d delivery, pw *pendingWrites) bool {
 	srv := s.srv
 	lim := srv.limits()
 	s.mu.Lock()
@@ -120,7 +121,7 @@ func (s *session) deliver(d delivery) bool {
 	s.queue.push(d)
 	s.queuedBytes += size
 	if s.conn != nil {
-		s.conn.kickLocked()
+		s.conn.wakeWriterLocked(pw)
 	}
 	return true
 }

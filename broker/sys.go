@@ -102,6 +102,6 @@ func (srv *Server) publishSys(last map[string]string) {
 			srv.storeRetained(m)
 			continue
 		}
-		srv.publish(m)
+		srv.publish(m, nil)
 	}
 }
