@@ -5,10 +5,15 @@ package broker_test
 // holds up nobody else.
 
 import (
+	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
+	"io"
 	"net"
+	"os"
 	"testing"
+	"time"
 
 	"github.com/eclipse/paho.golang/paho"
 
@@ -109,5 +114,94 @@ func TestSlowSubscriberDoesNotBlockOthers(t *testing.T) {
 	// It is still connected and gets its messages, oldest first, once it reads.
 	if p := slow.expectPublish(); string(p.Payload[:8]) != "00000000" {
 		t.Fatalf("slow subscriber's first message is %s, want 00000000", p.Payload[:8])
+	}
+}
+
+// A client that publishes QoS 1 without ever reading its PUBACKs is pushed
+// back by TCP once a bounded number of acknowledgements waits for it: the
+// broker stops reading it instead of queueing without end. Others are
+// served meanwhile, and once the client reads, every acknowledgement
+// arrives, in order.
+func TestUnreadAcknowledgementsPushBackOnThePublisher(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	flooder := dialRaw(t, b.Addr, packet.V311)
+	tc := flooder.nc.(*net.TCPConn)
+	// Small socket buffers on the client's side, so that the kernel holds
+	// few of the acknowledgements and few of the unread publishes.
+	if err := tc.SetReadBuffer(4096); err != nil {
+		t.Fatalf("set read buffer: %v", err)
+	}
+	if err := tc.SetWriteBuffer(16 << 10); err != nil {
+		t.Fatalf("set write buffer: %v", err)
+	}
+	flooder.connect(rawConnect(packet.V311, "ack-flood"))
+
+	// Publishes of one size with packet ids 1..65535 over and over, so that
+	// acknowledgements can be counted and checked by position.
+	const chunk = 1024
+	const maxMessages = 3_000_000 // acknowledgements the broker may queue plus every socket buffer (up to 4 MiB each) are far fewer
+	pkt := func(i int) []byte {
+		p := &packet.Publish{Topic: []byte("ackflood/t"), QoS: 1, PacketID: uint16(i%65535 + 1), Payload: []byte("0123456789abcdef")}
+		out, err := p.Encode(nil, packet.V311)
+		if err != nil {
+			t.Fatalf("encode: %v", err)
+		}
+		return out
+	}
+	size := len(pkt(0))
+	written := 0 // bytes the broker's socket took
+	var blocked bool
+	for written/size < maxMessages && !blocked {
+		first := written / size
+		buf := make([]byte, 0, chunk*size)
+		for i := range chunk {
+			buf = append(buf, pkt(first+i)...)
+		}
+		_ = tc.SetWriteDeadline(time.Now().Add(time.Second))
+		n, err := tc.Write(buf)
+		written += n
+		if err != nil {
+			if !errors.Is(err, os.ErrDeadlineExceeded) {
+				t.Fatalf("write: %v", err)
+			}
+			blocked = true
+		}
+	}
+	if !blocked {
+		t.Fatalf("the broker read %d publishes from a client that reads none of its acknowledgements and never pushed back", written/size)
+	}
+	t.Logf("pushed back after %d publishes (%d bytes, %d-byte packets)", written/size, written, size)
+
+	// Everyone else is served while the flooder is held.
+	pub := connectV5(t, b.Addr, uniqueID("ackflood-other-pub"))
+	sub := connectV5(t, b.Addr, uniqueID("ackflood-other-sub"))
+	sub.sub(1, "other/t")
+	pub.pub("other/t", 1, false, "served")
+	sub.expectNext("other/t", "served")
+
+	// The flooder reads now, with a receive buffer that lets TCP move the
+	// backlog quickly: it finishes the publish it was cut off in and gets
+	// an acknowledgement for every publish, in order.
+	if err := tc.SetReadBuffer(4 << 20); err != nil {
+		t.Fatalf("set read buffer: %v", err)
+	}
+	want := written / size
+	if rest := written % size; rest != 0 {
+		_ = tc.SetWriteDeadline(time.Time{})
+		tail := pkt(want)[rest:]
+		go func() { _, _ = tc.Write(tail) }()
+		want++
+	}
+	_ = tc.SetReadDeadline(time.Now().Add(30 * time.Second))
+	r := bufio.NewReaderSize(tc, 64<<10)
+	var ack [4]byte
+	for i := range want {
+		if _, err := io.ReadFull(r, ack[:]); err != nil {
+			t.Fatalf("acknowledgement %d of %d: %v", i+1, want, err)
+		}
+		if id := uint16(i%65535 + 1); ack != [4]byte{byte(packet.PUBACK) << 4, 2, byte(id >> 8), byte(id)} {
+			t.Fatalf("acknowledgement %d is % x, want PUBACK for packet id %d", i+1, ack, id)
+		}
 	}
 }
