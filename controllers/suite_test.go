@@ -2,6 +2,7 @@ package controllers
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"os"
@@ -29,7 +30,8 @@ import (
 )
 
 // The suite runs every spec in this package against one real kube-apiserver and etcd
-// (envtest) with the CRDs from config/crd/bases installed. Specs that need the reconcilers
+// (envtest) with the CRDs from config/crd/bases installed, plus the real cert-manager
+// Certificate and prometheus-operator ServiceMonitor CRDs (thirdPartyCRDs). Specs that need the reconcilers
 // get them from a controller-runtime manager that the suite starts when any are registered.
 
 var (
@@ -80,8 +82,12 @@ var _ = BeforeSuite(func() {
 	assets, err := kubebuilderAssets()
 	Expect(err).NotTo(HaveOccurred())
 
+	optionalCRDs, err := thirdPartyCRDDir()
+	Expect(err).NotTo(HaveOccurred())
+	DeferCleanup(os.RemoveAll, optionalCRDs)
+
 	testEnv = &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases")},
+		CRDDirectoryPaths:     []string{filepath.Join("..", "config", "crd", "bases"), optionalCRDs},
 		ErrorIfCRDPathMissing: true,
 		BinaryAssetsDirectory: assets,
 		// envtest's 20 s default is too short for a loaded 2-core machine
@@ -125,6 +131,42 @@ var _ = AfterSuite(func() {
 		Expect(testEnv.Stop()).To(Succeed())
 	}
 })
+
+// thirdPartyCRDs are the CRDs of the optional kinds the operator writes when they are
+// served: cert-manager's Certificate (spec.tls.issuerRef) and the prometheus-operator's
+// ServiceMonitor (spec.monitoring). They come from those projects' Go modules at pinned
+// versions, so the specs run against the real schemas.
+var thirdPartyCRDs = []struct{ module, version, file string }{
+	{"github.com/cert-manager/cert-manager", "v1.21.2", "deploy/crds/cert-manager.io_certificates.yaml"},
+	{"github.com/prometheus-operator/prometheus-operator", "v0.85.0", "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"},
+}
+
+// thirdPartyCRDDir downloads the modules of thirdPartyCRDs through the Go module proxy (or
+// finds them in the module cache) and copies their CRDs into a new directory.
+func thirdPartyCRDDir() (string, error) {
+	dir, err := os.MkdirTemp("", "fleetmq-optional-crds-")
+	if err != nil {
+		return "", err
+	}
+	for _, c := range thirdPartyCRDs {
+		cmd := exec.Command("go", "mod", "download", "-json", c.module+"@"+c.version)
+		// Outside this module, so that the download cannot touch go.mod or go.sum.
+		cmd.Dir = dir
+		out, err := cmd.Output()
+		var info struct{ Dir, Error string }
+		if jerr := json.Unmarshal(out, &info); jerr != nil || info.Error != "" || err != nil {
+			return "", fmt.Errorf("go mod download %s@%s: %v %s", c.module, c.version, err, info.Error)
+		}
+		data, err := os.ReadFile(filepath.Join(info.Dir, c.file))
+		if err != nil {
+			return "", fmt.Errorf("CRD of %s@%s: %w", c.module, c.version, err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, filepath.Base(c.file)), data, 0o644); err != nil {
+			return "", err
+		}
+	}
+	return dir, nil
+}
 
 // kubebuilderAssets returns the directory holding kube-apiserver and etcd: KUBEBUILDER_ASSETS
 // when set (make test sets it), otherwise what hack/kube-binaries.sh builds or finds in its
