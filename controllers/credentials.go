@@ -52,7 +52,7 @@ func (r *MQTTBrokerReconciler) gatherUsers(ctx context.Context, b *v1.MQTTBroker
 			if ref == nil {
 				ref = &v1.SecretKeyReference{Name: credentialsSecretName(u), Key: passwordKey}
 			}
-			password, found, err := readPassword(ctx, r, u.Namespace, ref)
+			password, found, err := readPassword(ctx, r.secrets, u.Namespace, ref)
 			if err != nil {
 				return nil, err
 			}

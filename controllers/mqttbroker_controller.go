@@ -51,8 +51,13 @@ type MQTTBrokerReconciler struct {
 	BrokerImage string
 	// MaxConcurrentReconciles bounds parallel reconciles; 0 uses controller-runtime's default.
 	MaxConcurrentReconciles int
+	// APIReader reads from the API server past the cache: the data of the Secrets users
+	// reference, which CacheOptions keeps out of the cache. SetupWithManager defaults it to
+	// the manager's.
+	APIReader client.Reader
 
-	kinds servedKinds
+	kinds   servedKinds
+	secrets *userSecrets
 }
 
 // brokerScope is one reconcile of one broker: its input and what each phase found. The
@@ -362,6 +367,10 @@ func (r *MQTTBrokerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.Scheme == nil {
 		r.Scheme = mgr.GetScheme()
 	}
+	if r.APIReader == nil {
+		r.APIReader = mgr.GetAPIReader()
+	}
+	r.secrets = newUserSecrets(r.Client, r.APIReader)
 	if r.BrokerImage == "" {
 		return errors.New("MQTTBrokerReconciler needs BrokerImage, the image of brokers that set no spec.image")
 	}

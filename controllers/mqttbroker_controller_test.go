@@ -565,6 +565,24 @@ var _ = Describe("MQTTBroker controller", func() {
 		})
 	})
 
+	It("keeps the data of Secrets it does not manage out of its cache, and still uses them", func() {
+		createFleet()
+		eventually(func(g Gomega) {
+			pf, err := auth.ParsePasswordFile("passwd", tryFetch(g, ns, "fleet-users", &corev1.Secret{}).Data[builder.PasswdKey])
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(pf.Verify("alice", []byte("alice-secret-1"))).To(BeTrue())
+		})
+		// alice-password is the user's: the cache knows it, without its data.
+		cached := &corev1.Secret{}
+		Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "alice-password"}, cached)).To(Succeed())
+		Expect(cached.Data).To(BeEmpty())
+		Expect(cached.ResourceVersion).NotTo(BeEmpty())
+		Expect(fetch(ns, "alice-password", &corev1.Secret{}).Data).To(HaveKey("password"), "the Secret itself keeps its data")
+		// fleet-users is the operator's: cached whole.
+		Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fleet-users"}, cached)).To(Succeed())
+		Expect(cached.Data).To(HaveKey(builder.PasswdKey))
+	})
+
 	It("renews a serving certificate that nears expiry", func() {
 		b := createFleet()
 		ca := fetch(ns, "fleet-ca", &corev1.Secret{})

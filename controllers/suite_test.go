@@ -20,6 +20,7 @@ import (
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	logf "sigs.k8s.io/controller-runtime/pkg/log"
@@ -47,6 +48,9 @@ var (
 	// ctx lives for the whole suite; cancelling it stops the manager.
 	ctx    context.Context
 	cancel context.CancelFunc
+
+	// managerCache is the suite manager's cache, for specs that check what it holds.
+	managerCache cache.Cache
 
 	// managerWrites records every write the manager's client sends, so specs can check that
 	// an idle resync writes nothing.
@@ -109,11 +113,13 @@ var _ = BeforeSuite(func() {
 	mgrCfg.Wrap(managerWrites.wrap)
 	mgr, err := ctrl.NewManager(mgrCfg, ctrl.Options{
 		Scheme: testScheme,
+		Cache:  CacheOptions(),
 		// Specs run in parallel with other packages' tests: bind nothing.
 		Metrics:                metricsserver.Options{BindAddress: "0"},
 		HealthProbeBindAddress: "0",
 	})
 	Expect(err).NotTo(HaveOccurred())
+	managerCache = mgr.GetCache()
 	for _, setup := range reconcilerSetups {
 		Expect(setup(mgr)).To(Succeed())
 	}

@@ -143,7 +143,9 @@ func newManager(cfg *rest.Config, o *options) (ctrl.Manager, error) {
 		metrics.TLSOpts = append(metrics.TLSOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme:                  scheme,
+		Scheme: scheme,
+		// Secrets the operator does not manage are cached without their data.
+		Cache:                   controllers.CacheOptions(),
 		Metrics:                 metrics,
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
