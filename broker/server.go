@@ -5,8 +5,10 @@
 // The data path: a conn's reader decodes a PUBLISH in place, copies it once
 // into an immutable Message, and Server.publish matches its topic in the
 // subscription trie; each matching subscriber (a session today, a fleet peer
-// later) gets the message queued without blocking, and that session's conn
-// writer batches whatever is queued into one write.
+// later) gets the message queued without blocking. Whoever holds that conn's
+// writer role then batches whatever is queued into one write: the publisher's
+// reader itself when it has nothing more buffered (a non-blocking write, no
+// hand-off), or a short-lived writer goroutine (see writer.go).
 //
 // Lock order (never take an earlier lock while holding a later one):
 //
