@@ -4,6 +4,7 @@ import (
 	"context"
 	"maps"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -47,22 +48,31 @@ func managedByOperator(s *corev1.Secret) bool { return s.Labels[managedByLabel] 
 
 // userSecrets reads Secrets with their data whether or not the operator manages them: its
 // own from the cache, any other from the API server, once per resourceVersion that the
-// cache reports, kept for as long as the Secret exists.
+// cache reports. It keeps what it read while the Secret is still being read: data nobody
+// asked for within userSecretIdle is dropped (a user deleted, a reference changed).
 type userSecrets struct {
 	cached client.Reader // the manager's cache (CacheOptions)
 	api    client.Reader // the API server
+	now    func() time.Time
 
-	mu   sync.Mutex
-	data map[types.NamespacedName]secretData
+	mu        sync.Mutex
+	data      map[types.NamespacedName]secretData
+	lastSweep time.Time
 }
+
+// userSecretIdle is how long userSecrets keeps data that is not read. Dropping data that
+// is still referenced costs one read from the API server at the next reconcile; keeping
+// data that is not would hold a credential the operator no longer needs.
+const userSecretIdle = time.Hour
 
 type secretData struct {
 	resourceVersion string
 	data            map[string][]byte
+	lastRead        time.Time
 }
 
 func newUserSecrets(cached, api client.Reader) *userSecrets {
-	return &userSecrets{cached: cached, api: api, data: map[types.NamespacedName]secretData{}}
+	return &userSecrets{cached: cached, api: api, now: time.Now, data: map[types.NamespacedName]secretData{}}
 }
 
 // Get reads the Secret key into s, data included.
@@ -73,16 +83,22 @@ func (u *userSecrets) Get(ctx context.Context, key types.NamespacedName, s *core
 		}
 		return err
 	}
+	now := u.now()
+	u.mu.Lock()
+	u.sweepLocked(now)
 	if managedByOperator(s) || u.api == nil {
+		u.mu.Unlock()
 		return nil
 	}
-	u.mu.Lock()
 	known, ok := u.data[key]
-	u.mu.Unlock()
 	if ok && known.resourceVersion == s.ResourceVersion {
+		known.lastRead = now
+		u.data[key] = known
+		u.mu.Unlock()
 		s.Data = maps.Clone(known.data)
 		return nil
 	}
+	u.mu.Unlock()
 	if err := u.api.Get(ctx, key, s); err != nil {
 		if apierrors.IsNotFound(err) {
 			u.forget(key)
@@ -90,9 +106,22 @@ func (u *userSecrets) Get(ctx context.Context, key types.NamespacedName, s *core
 		return err
 	}
 	u.mu.Lock()
-	u.data[key] = secretData{resourceVersion: s.ResourceVersion, data: maps.Clone(s.Data)}
+	u.data[key] = secretData{resourceVersion: s.ResourceVersion, data: maps.Clone(s.Data), lastRead: now}
 	u.mu.Unlock()
 	return nil
+}
+
+// sweepLocked drops data not read within userSecretIdle, at most once a minute.
+func (u *userSecrets) sweepLocked(now time.Time) {
+	if now.Sub(u.lastSweep) < time.Minute {
+		return
+	}
+	u.lastSweep = now
+	for key, d := range u.data {
+		if now.Sub(d.lastRead) > userSecretIdle {
+			delete(u.data, key)
+		}
+	}
 }
 
 func (u *userSecrets) forget(key types.NamespacedName) {
