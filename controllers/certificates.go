@@ -135,7 +135,7 @@ func (r *MQTTBrokerReconciler) observeUserTLS(ctx context.Context, s *brokerScop
 	b := s.broker
 	name := b.Spec.TLS.SecretName
 	secret := &corev1.Secret{}
-	if err := r.secrets.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, secret); err != nil {
+	if err := r.referenced.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.tls = tlsFailed(v1.ReasonReferenceNotFound,
 				"Secret %s (spec.tls.secretName) does not exist: create a kubernetes.io/tls Secret with tls.crt, tls.key and ca.crt", name)
@@ -166,7 +166,7 @@ func (r *MQTTBrokerReconciler) reconcileCertManagerTLS(ctx context.Context, s *b
 	}
 	name := builder.TLSName(b)
 	secret := &corev1.Secret{}
-	if err := r.secrets.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, secret); err != nil {
+	if err := r.referenced.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: name}, secret); err != nil {
 		if apierrors.IsNotFound(err) {
 			s.tls = &tlsOutcome{status: metav1.ConditionFalse, reason: v1.ReasonReconciling,
 				message: fmt.Sprintf("waiting for cert-manager to issue Certificate %s into Secret %s", name, name)}

@@ -52,7 +52,7 @@ func (r *MQTTBrokerReconciler) gatherUsers(ctx context.Context, b *v1.MQTTBroker
 			if ref == nil {
 				ref = &v1.SecretKeyReference{Name: credentialsSecretName(u), Key: passwordKey}
 			}
-			password, found, err := readPassword(ctx, r.secrets, u.Namespace, ref)
+			password, found, err := readPassword(ctx, r.referenced, u.Namespace, ref)
 			if err != nil {
 				return nil, err
 			}
@@ -122,7 +122,7 @@ func (r *MQTTBrokerReconciler) gatherACLSources(ctx context.Context, b *v1.MQTTB
 		}
 		cm := &corev1.ConfigMap{}
 		name := types.NamespacedName{Namespace: b.Namespace, Name: ref.Name}
-		if err := r.Get(ctx, name, cm); err != nil {
+		if err := r.referenced.Get(ctx, name, cm); err != nil {
 			if apierrors.IsNotFound(err) {
 				return nil, &aclSourceProblem{v1.ReasonReferenceNotFound, fmt.Sprintf(
 					"ConfigMap %s (spec.authorization.aclConfigMapRefs[%d]) does not exist: create it or remove the reference; the last good ACL stays in force",

@@ -51,13 +51,13 @@ type MQTTBrokerReconciler struct {
 	BrokerImage string
 	// MaxConcurrentReconciles bounds parallel reconciles; 0 uses controller-runtime's default.
 	MaxConcurrentReconciles int
-	// APIReader reads from the API server past the cache: the data of the Secrets users
-	// reference, which CacheOptions keeps out of the cache. SetupWithManager defaults it to
+	// APIReader reads from the API server past the cache: the data of the Secrets and
+	// ConfigMaps users reference, which CacheOptions keeps out of the cache. SetupWithManager defaults it to
 	// the manager's.
 	APIReader client.Reader
 
-	kinds   servedKinds
-	secrets *userSecrets
+	kinds      servedKinds
+	referenced *userObjects
 }
 
 // brokerScope is one reconcile of one broker: its input and what each phase found. The
@@ -370,7 +370,7 @@ func (r *MQTTBrokerReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
-	r.secrets = newUserSecrets(r.Client, r.APIReader)
+	r.referenced = newUserObjects(r.Client, r.APIReader)
 	if r.BrokerImage == "" {
 		return errors.New("MQTTBrokerReconciler needs BrokerImage, the image of brokers that set no spec.image")
 	}

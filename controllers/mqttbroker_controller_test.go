@@ -565,13 +565,27 @@ var _ = Describe("MQTTBroker controller", func() {
 		})
 	})
 
-	It("keeps the data of Secrets it does not manage out of its cache, and still uses them", func() {
-		createFleet()
+	It("keeps the data of Secrets and ConfigMaps it does not manage out of its cache, and still uses them", func() {
+		Expect(k8sClient.Create(ctx, &corev1.ConfigMap{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "ops-acl"},
+			Data:       map[string]string{"acl": "user ops\ntopic readwrite ops/#\n"},
+		})).To(Succeed())
+		createFleet(func(b *v1.MQTTBroker) {
+			b.Spec.Authorization.ACLConfigMapRefs = []v1.ConfigMapKeyReference{{Name: "ops-acl", Key: "acl"}}
+		})
 		eventually(func(g Gomega) {
 			pf, err := auth.ParsePasswordFile("passwd", tryFetch(g, ns, "fleet-users", &corev1.Secret{}).Data[builder.PasswdKey])
 			g.Expect(err).NotTo(HaveOccurred())
 			g.Expect(pf.Verify("alice", []byte("alice-secret-1"))).To(BeTrue())
+			g.Expect(aclOf(g)).To(ContainSubstring("user ops\ntopic readwrite ops/#\n"))
 		})
+		// ops-acl is the user's too: known to the cache without its data, the ACL
+		// ConfigMap the operator writes is cached whole.
+		cachedCM := &corev1.ConfigMap{}
+		Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "ops-acl"}, cachedCM)).To(Succeed())
+		Expect(cachedCM.Data).To(BeEmpty())
+		Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "fleet-acl"}, cachedCM)).To(Succeed())
+		Expect(cachedCM.Data).To(HaveKey(builder.ACLKey))
 		// alice-password is the user's: the cache knows it, without its data.
 		cached := &corev1.Secret{}
 		Expect(managerCache.Get(ctx, client.ObjectKey{Namespace: ns, Name: "alice-password"}, cached)).To(Succeed())

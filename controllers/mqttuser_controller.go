@@ -66,12 +66,12 @@ type MQTTUserReconciler struct {
 	Clock clock.PassiveClock
 	// MaxConcurrentReconciles bounds parallel reconciles; 0 uses controller-runtime's default.
 	MaxConcurrentReconciles int
-	// APIReader reads from the API server past the cache: the data of the Secrets users
-	// reference, which CacheOptions keeps out of the cache. SetupWithManager defaults it to
+	// APIReader reads from the API server past the cache: the data of the Secrets and
+	// ConfigMaps users reference, which CacheOptions keeps out of the cache. SetupWithManager defaults it to
 	// the manager's.
 	APIReader client.Reader
 
-	secrets *userSecrets
+	referenced *userObjects
 }
 
 // +kubebuilder:rbac:groups=mqtt.fleetmq.io,resources=mqttusers,verbs=get;list;watch
@@ -202,7 +202,7 @@ func (r *MQTTUserReconciler) reconcileUser(ctx context.Context, u *v1.MQTTUser, 
 // referencedPassword reads the password from the user's own Secret.
 func (r *MQTTUserReconciler) referencedPassword(ctx context.Context, u *v1.MQTTUser, st *userState) ([]byte, error) {
 	ref := u.Spec.Authentication.PasswordSecretRef
-	p, found, err := readPassword(ctx, r.secrets, u.Namespace, ref)
+	p, found, err := readPassword(ctx, r.referenced, u.Namespace, ref)
 	if err != nil {
 		return nil, err
 	}
@@ -224,7 +224,7 @@ func passwordRefKey(ref *v1.SecretKeyReference) string {
 
 // readPassword returns the password at ref; found is false when the Secret or key is
 // missing or the value is empty (an empty password would let anyone in).
-func readPassword(ctx context.Context, c *userSecrets, ns string, ref *v1.SecretKeyReference) (password []byte, found bool, err error) {
+func readPassword(ctx context.Context, c *userObjects, ns string, ref *v1.SecretKeyReference) (password []byte, found bool, err error) {
 	s := &corev1.Secret{}
 	if err := c.Get(ctx, types.NamespacedName{Namespace: ns, Name: ref.Name}, s); err != nil {
 		if apierrors.IsNotFound(err) {
@@ -539,7 +539,7 @@ func (r *MQTTUserReconciler) SetupWithManager(mgr ctrl.Manager) error {
 	if r.APIReader == nil {
 		r.APIReader = mgr.GetAPIReader()
 	}
-	r.secrets = newUserSecrets(r.Client, r.APIReader)
+	r.referenced = newUserObjects(r.Client, r.APIReader)
 	return ctrl.NewControllerManagedBy(mgr).
 		For(&v1.MQTTUser{}, builder.WithPredicates(predicate.Or(
 			predicate.GenerationChangedPredicate{}, predicate.LabelChangedPredicate{}, predicate.AnnotationChangedPredicate{}))).

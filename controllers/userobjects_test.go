@@ -40,10 +40,10 @@ func (c *countingReader) Get(ctx context.Context, key client.ObjectKey, obj clie
 	return c.Reader.Get(ctx, key, obj, opts...)
 }
 
-// TestUserSecrets checks what userSecrets reads where: the operator's own Secrets from the
+// TestUserObjects checks what userObjects reads where: the operator's own Secrets from the
 // cache, a user's from the API server once per resourceVersion, and nothing kept for a
 // Secret that is gone or no longer read.
-func TestUserSecrets(t *testing.T) {
+func TestUserObjects(t *testing.T) {
 	ctx := context.Background()
 	userKey := types.NamespacedName{Namespace: "ns", Name: "alice-password"}
 	ownKey := types.NamespacedName{Namespace: "ns", Name: "fleet-users"}
@@ -70,7 +70,7 @@ func TestUserSecrets(t *testing.T) {
 				delete(cache.objects, key)
 				continue
 			}
-			if _, err := dropForeignSecretData(s); err != nil {
+			if _, err := dropForeignData(s); err != nil {
 				t.Fatal(err)
 			}
 			cache.objects[key] = s
@@ -79,7 +79,7 @@ func TestUserSecrets(t *testing.T) {
 	sync()
 	api := &countingReader{Reader: server}
 	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
-	u := newUserSecrets(cache, api)
+	u := newUserObjects(cache, api)
 	u.now = func() time.Time { return now }
 
 	read := func(key types.NamespacedName) (string, error) {
@@ -115,17 +115,24 @@ func TestUserSecrets(t *testing.T) {
 	expect(userKey, "two", 2)
 
 	// Data not read for a while is dropped, and read again when needed.
-	now = now.Add(userSecretIdle + 2*time.Minute)
+	now = now.Add(userObjectIdle + 2*time.Minute)
 	expect(ownKey, "alice:$7$...", 2) // any read sweeps
 	u.mu.Lock()
-	kept := len(u.data)
+	kept := len(u.read)
 	u.mu.Unlock()
 	if kept != 0 {
-		t.Fatalf("%d Secrets' data kept after %v unread", kept, userSecretIdle)
+		t.Fatalf("%d Secrets' data kept after %v unread", kept, userObjectIdle)
 	}
 	expect(userKey, "two", 3)
 
 	// A deleted Secret is not found, and its data is forgotten.
+	userObjectKey := objectKey{kind: "*v1.Secret", NamespacedName: userKey}
+	u.mu.Lock()
+	_, held := u.read[userObjectKey]
+	u.mu.Unlock()
+	if !held {
+		t.Fatal("the user's Secret data is not held after a read")
+	}
 	if err := server.Delete(ctx, user); err != nil {
 		t.Fatal(err)
 	}
@@ -134,7 +141,7 @@ func TestUserSecrets(t *testing.T) {
 		t.Fatalf("Get of a deleted Secret: %v, want not found", err)
 	}
 	u.mu.Lock()
-	_, kept2 := u.data[userKey]
+	_, kept2 := u.read[userObjectKey]
 	u.mu.Unlock()
 	if kept2 {
 		t.Fatal("the deleted Secret's data is still kept")
