@@ -90,8 +90,10 @@ fmt:
 	$(GO) fmt ./...
 
 .PHONY: vet
-vet:
+vet: ## go vet, and fail on any file gofmt would change
 	$(GO) vet ./...
+	@unformatted="$$(gofmt -l $$(git ls-files '*.go'))"; \
+	if [ -n "$$unformatted" ]; then echo "Not gofmt-formatted (run 'make fmt'): $$unformatted" >&2; exit 1; fi
 
 .PHONY: help
 help:
