@@ -167,13 +167,18 @@ func (c *conn) takeLocked(batch []outbound) ([]outbound, bool) {
 	return batch, true
 }
 
-// encodeBatch appends every packet of batch to buf.
-func (c *conn) encodeBatch(buf []byte, batch []outbound) []byte {
+// encodeSome appends packets of batch to buf until buf holds maxWriteBatch bytes or
+// batch is done, and returns buf and how many packets it encoded. Writes stay bounded
+// however much a resumed session or a burst has queued.
+func (c *conn) encodeSome(buf []byte, batch []outbound) ([]byte, int) {
 	now := c.srv.now()
 	for i := range batch {
+		if len(buf) >= maxWriteBatch {
+			return buf, i
+		}
 		buf = c.encode(buf, &batch[i], now)
 	}
-	return buf
+	return buf, len(batch)
 }
 
 // writeNow does the writer's work on the calling goroutine without ever
@@ -193,8 +198,8 @@ func (c *conn) writeNow() {
 			putWriteScratch(sc)
 			return
 		}
-		sc.buf = c.encodeBatch(sc.buf[:0], batch)
-		clear(sc.batch)
+		var encoded int
+		sc.buf, encoded = c.encodeSome(sc.buf[:0], batch)
 		n, tried, err := c.raw.tryWrite(sc.buf)
 		c.srv.stats.BytesSent.Add(int64(n))
 		if err != nil {
@@ -202,20 +207,25 @@ func (c *conn) writeNow() {
 			putWriteScratch(sc)
 			return
 		}
-		if !tried || n < len(sc.buf) || round+1 == maxInlineRounds {
-			// The socket is full (or needs the blocking path), or output
-			// keeps coming: a writer goroutine sends the rest, blocking as
-			// it may.
+		if !tried || n < len(sc.buf) || encoded < len(batch) || round+1 == maxInlineRounds {
+			// The socket is full (or needs the blocking path), there is more
+			// than one write's worth, or output keeps coming: a writer
+			// goroutine sends the rest, blocking as it may.
 			sc.buf = append(sc.buf[:0], sc.buf[n:]...)
+			rest := copy(sc.batch, batch[encoded:])
+			clear(sc.batch[rest:])
+			sc.batch = sc.batch[:rest]
 			go c.writeLoop(sc)
 			return
 		}
+		clear(sc.batch)
 	}
 }
 
 // writeLoop sends everything queued, batching it into as few writes as the
-// queues allow, and exits when there is nothing left. sc, if not nil,
-// holds bytes that must go out first. Callers hold the writer role.
+// queues allow, and exits when there is nothing left. sc, if not nil, holds
+// what must go out first: bytes, then packets taken from the queues but not
+// yet encoded. Callers hold the writer role.
 func (c *conn) writeLoop(sc *writeScratch) {
 	defer c.recoverPanic("connection writer")
 	if sc == nil {
@@ -226,30 +236,25 @@ func (c *conn) writeLoop(sc *writeScratch) {
 		return
 	}
 	s := c.sess
+	batch := sc.batch
 	for {
+		for len(batch) > 0 {
+			var encoded int
+			sc.buf, encoded = c.encodeSome(sc.buf[:0], batch)
+			batch = batch[encoded:]
+			if !c.write(sc.buf) {
+				return
+			}
+		}
+		clear(sc.batch)
+		var ok bool
 		s.mu.Lock()
-		batch, ok := c.takeLocked(sc.batch[:0])
+		batch, ok = c.takeLocked(sc.batch[:0])
 		s.mu.Unlock()
 		sc.batch = batch
 		if !ok {
 			return
 		}
-		buf := sc.buf[:0]
-		now := c.srv.now()
-		for i := range batch {
-			buf = c.encode(buf, &batch[i], now)
-			if len(buf) >= maxWriteBatch {
-				if !c.write(buf) {
-					return
-				}
-				buf = buf[:0]
-			}
-		}
-		clear(sc.batch)
-		if len(buf) > 0 && !c.write(buf) {
-			return
-		}
-		sc.buf = buf[:0]
 	}
 }
 
