@@ -114,6 +114,29 @@ var _ = Describe("the sample fleet", Ordered, ContinueOnFailure, func() {
 			"mqtts": "mqtts://fleet.default.svc:8883",
 			"wss":   "wss://fleet.default.svc:8084/mqtt",
 		}))
+		// The sample users are in the broker's files once they are Ready; each pod then
+		// loads those files when its Secret volume is updated, as a kubelet does it, which
+		// may be a moment after the MQTTBroker turned Ready.
+		for _, name := range []string{"sensor-1", "dashboard"} {
+			Eventually(func(g Gomega) {
+				u := &v1.MQTTUser{}
+				g.Expect(fleet.Client.Get(ctx, client.ObjectKey{Namespace: ns, Name: name}, u)).To(Succeed())
+				g.Expect(meta.IsStatusConditionTrue(u.Status.Conditions, v1.ConditionReady)).To(BeTrue(), "MQTTUser %s: %v", name, u.Status.Conditions)
+			}).WithContext(ctx).WithTimeout(30 * time.Second).WithPolling(250 * time.Millisecond).Should(Succeed())
+		}
+		usersReady := time.Now()
+		for _, name := range podNames(3) {
+			addr := podAddr(ctx, name, 1883)
+			for user, creds := range map[string]credentials{"sensor-1": sensorCredentials(ctx), "dashboard": dashboardCredentials(ctx)} {
+				Eventually(func(g Gomega) {
+					c, err := dial(ctx, addr, "login-"+user+"-"+name, creds, nil)
+					g.Expect(err).NotTo(HaveOccurred())
+					c.Disconnect(&normalDisconnect)
+				}).WithContext(ctx).WithTimeout(30*time.Second).WithPolling(250*time.Millisecond).
+					Should(Succeed(), "%s cannot log in to %s within 30 s of the MQTTUsers turning Ready", user, name)
+			}
+		}
+		AddReportEntry("sample users accepted by every pod after they were Ready", time.Since(usersReady).Round(10*time.Millisecond).String())
 		for _, name := range podNames(3) {
 			By("publishing and subscribing as sensor-1 and dashboard on " + name)
 			roundTrip(ctx, name)
