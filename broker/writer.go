@@ -21,9 +21,9 @@ import (
 //   - A reader that has just handled the last packet in its buffer, and so
 //     is about to wait for input, writes itself (writeNow) to the
 //     connections its packet produced output for: its own acks and the
-//     subscribers it delivered to. It never blocks doing so: it writes what
-//     the socket takes at once and hands anything left to a writer
-//     goroutine. At a moderate rate every message then goes from the
+//     subscribers it delivered to. It never blocks doing so: it makes one
+//     write of at most maxWriteBatch bytes, of what the socket takes at
+//     once, and hands anything left to a writer goroutine. At a moderate rate every message then goes from the
 //     publisher's socket to the subscriber's socket on one goroutine, with
 //     no hand-off through the scheduler on the way; in a burst (more
 //     packets buffered) the writer goroutines take over and run in
