@@ -9,6 +9,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"net"
 	"net/http"
 	"slices"
 	"sync"
@@ -59,7 +60,9 @@ func wsPaho(t testing.TB, url string, roots *x509.CertPool, id string) (*paho.Cl
 		}
 	})
 	c := paho.NewClient(paho.ClientConfig{
-		Conn: broker.NewWebSocketConn(ws),
+		// One WebSocket message per Write: without the lock, packets that
+		// paho.golang writes from two goroutines could interleave (lockedConn).
+		Conn: &lockedConn{Conn: broker.NewWebSocketConn(ws)},
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){
 			func(pr paho.PublishReceived) (bool, error) { msgs <- pr.Packet; return true, nil },
 		},
@@ -78,6 +81,16 @@ func wsPaho(t testing.TB, url string, roots *x509.CertPool, id string) (*paho.Cl
 	}
 	t.Cleanup(func() { _ = c.Disconnect(&paho.Disconnect{}) })
 	return c, msgs
+}
+
+// lockedConn makes paho.golang write each packet whole. Its packets.WriteTo
+// (v0.23) writes a packet as several Writes unless the connection does
+// vectored writes (a TCP connection) or is a sync.Locker, which it then holds
+// for the packet; the WebSocket adapter is neither, so a packet the client's
+// own goroutines write (an acknowledgement) could land inside another.
+type lockedConn struct {
+	net.Conn
+	sync.Mutex
 }
 
 // clientEvents collects what a client's callbacks saw.

@@ -6,6 +6,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -60,6 +61,17 @@ func podAddr(ctx context.Context, pod string, port int) string {
 	return net.JoinHostPort(p.Status.PodIP, fmt.Sprint(port))
 }
 
+// lockedConn makes paho.golang write each packet whole. Its packets.WriteTo
+// (v0.23) writes a packet as several Writes unless the connection does
+// vectored writes (a TCP connection) or is a sync.Locker, which it then holds
+// for the packet; a tls.Conn is neither, so a packet the client's own
+// goroutines write (an acknowledgement, a ping) could land inside one the
+// spec publishes, and the broker rightly closes the connection as malformed.
+type lockedConn struct {
+	net.Conn
+	sync.Mutex
+}
+
 // connect connects an MQTT 5 client to addr with creds, over TLS when tlsConfig is set. The
 // client is disconnected when the spec ends.
 func connect(ctx context.Context, addr, clientID string, creds credentials, tlsConfig *tls.Config) *mqttClient {
@@ -84,7 +96,7 @@ func dial(ctx context.Context, addr, clientID string, creds credentials, tlsConf
 	}
 	c := &mqttClient{addr: addr, messages: make(chan *paho.Publish, 16)}
 	c.Client = paho.NewClient(paho.ClientConfig{
-		Conn: conn,
+		Conn: &lockedConn{Conn: conn},
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){func(pr paho.PublishReceived) (bool, error) {
 			select {
 			case c.messages <- pr.Packet:
