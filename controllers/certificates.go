@@ -78,7 +78,9 @@ func (r *MQTTBrokerReconciler) reconcileOperatorTLS(ctx context.Context, s *brok
 	}
 	// Ensure the CA Secret with the content it has: created once, otherwise only labels
 	// and ownership are kept right.
-	if err := r.apply(ctx, s, builder.CASecret(b, caCert, caKey)); err != nil {
+	caSecret := builder.CASecret(b, caCert, caKey)
+	caSecret.ResourceVersion = ca.ResourceVersion // written only over the version read above
+	if err := r.apply(ctx, s, caSecret); err != nil {
 		return err
 	}
 
@@ -109,7 +111,12 @@ func (r *MQTTBrokerReconciler) reconcileOperatorTLS(ctx context.Context, s *brok
 			return nil
 		}
 	}
-	if err := r.apply(ctx, s, builder.TLSSecret(b, certPEM, keyPEM, caCert)); err != nil {
+	tlsSecret := builder.TLSSecret(b, certPEM, keyPEM, caCert)
+	// The certificate carried forward is the one read above: written only over that
+	// version, so that a change made since (by a person, or by our own previous write
+	// reaching the cache late) is read and judged first instead of being overwritten.
+	tlsSecret.ResourceVersion = live.ResourceVersion
+	if err := r.apply(ctx, s, tlsSecret); err != nil {
 		return err
 	}
 	notAfter, err := builder.NotAfter(certPEM)

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strings"
 
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -301,6 +302,10 @@ func (r *MQTTBrokerReconciler) ensureOwned(ctx context.Context, b *v1.MQTTBroker
 		if !apierrors.IsNotFound(err) {
 			return controllerutil.OperationResultNone, fmt.Errorf("get %s: %w", what, err)
 		}
+		if rv := desired.GetResourceVersion(); rv != "" {
+			// desired was computed from a version that is gone: retry from scratch.
+			return controllerutil.OperationResultNone, fmt.Errorf("%s was deleted after it was read (resourceVersion %s)", what, rv)
+		}
 		if err := controllerutil.SetControllerReference(b, desired, r.Scheme); err != nil {
 			return controllerutil.OperationResultNone, fmt.Errorf("own %s: %w", what, err)
 		}
@@ -309,6 +314,15 @@ func (r *MQTTBrokerReconciler) ensureOwned(ctx context.Context, b *v1.MQTTBroker
 		}
 		return controllerutil.OperationResultCreated, nil
 	}
+
+	if rv := desired.GetResourceVersion(); rv != "" && rv != live.GetResourceVersion() {
+		// desired was computed from an older version of the object (see
+		// reconcileOperatorTLS): retry with what is there now.
+		return controllerutil.OperationResultNone, apierrors.NewConflict(
+			schema.GroupResource{Group: gvk.Group, Resource: strings.ToLower(gvk.Kind) + "s"}, desired.GetName(),
+			fmt.Errorf("%s changed since it was read (resourceVersion %s, now %s)", what, rv, live.GetResourceVersion()))
+	}
+	desired.SetResourceVersion("")
 
 	if owner := metav1.GetControllerOf(live); owner != nil && owner.UID != b.UID {
 		return controllerutil.OperationResultNone, fmt.Errorf(
