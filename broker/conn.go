@@ -91,6 +91,10 @@ type conn struct {
 	deferKick bool // the reader queued control packets; wake the writer before the next read
 	writing   bool // a writer goroutine is running
 	closing   bool // no more writes; the session must not hand us messages
+	// farewell is the DISCONNECT reason closeWith left to the writer
+	// because a write was under way; hasFarewell says there is one.
+	farewell    packet.ReasonCode
+	hasFarewell bool
 	// ctrlDrained, when set, is closed by the writer once it has taken
 	// the control backlog (or stopped): the throttled reader waits on it.
 	ctrlDrained chan struct{}
@@ -159,6 +163,12 @@ func (c *conn) readLoop() {
 			c.endOnError(err)
 			return
 		}
+		if c.closed.Load() {
+			// Closed by another goroutine (a takeover, a revoked user)
+			// while the socket waits for its writer's last bytes: what the
+			// client sent meanwhile is not acted on.
+			return
+		}
 		done, err := c.handle(fh, body)
 		c.pending.flush()
 		if err != nil {
@@ -214,10 +224,15 @@ func (c *conn) releaseReaderLocked() {
 // connection. Deferred by every goroutine of a connection.
 func (c *conn) recoverPanic(where string) {
 	if r := recover(); r != nil {
-		c.srv.stats.Panics.Add(1)
-		c.logger().Error("Recovered panic in "+where, "panic", r, "stack", string(debug.Stack()))
+		c.logPanic(where, r)
 		c.closeWith(packet.ImplementationSpecificError)
 	}
+}
+
+// logPanic counts and logs a recovered panic with its stack.
+func (c *conn) logPanic(where string, r any) {
+	c.srv.stats.Panics.Add(1)
+	c.logger().Error("Recovered panic in "+where, "panic", r, "stack", string(debug.Stack()))
 }
 
 // errClientGone marks a read that ended because the peer went away.
@@ -256,18 +271,47 @@ func (c *conn) endOnError(err error) {
 	c.closeWith(rc)
 }
 
+// farewellTimeout bounds the last write to a connection being closed: the
+// DISCONNECT, and the write under way when closeWith was called.
+const farewellTimeout = time.Second
+
 // closeWith sends a v5 client DISCONNECT with rc, if it got as far as a
 // CONNACK, and closes the connection. Safe from any goroutine, once.
+//
+// The DISCONNECT must not land inside a packet that the connection's writer
+// is sending, so it goes out through the writer role: taken here when
+// nobody holds it, or else left to the holder, who sends it after its
+// current write (takeLocked) and closes. That write gets farewellTimeout to
+// finish; a client that does not read by then is closed without one.
 func (c *conn) closeWith(rc packet.ReasonCode) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
-	if c.version == packet.V5 && c.connected.Load() {
-		d := packet.Disconnect{ReasonCode: rc}
-		if b, err := d.Encode(nil, packet.V5); err == nil {
-			_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-			_, _ = c.nc.Write(b)
-		}
+	if c.version != packet.V5 || !c.connected.Load() {
+		_ = c.nc.Close()
+		return
+	}
+	s := c.sess
+	s.mu.Lock()
+	c.closing = true
+	if c.writing {
+		c.farewell, c.hasFarewell = rc, true
+		s.mu.Unlock()
+		_ = c.nc.SetWriteDeadline(time.Now().Add(farewellTimeout))
+		return
+	}
+	c.writing = true // for good: closing keeps anybody else from writing
+	s.mu.Unlock()
+	c.sayFarewell(rc)
+}
+
+// sayFarewell sends a v5 DISCONNECT with rc and closes the connection.
+// Callers hold the writer role, with the connection closing.
+func (c *conn) sayFarewell(rc packet.ReasonCode) {
+	d := packet.Disconnect{ReasonCode: rc}
+	if b, err := d.Encode(nil, packet.V5); err == nil {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(farewellTimeout))
+		_, _ = c.nc.Write(b)
 	}
 	_ = c.nc.Close()
 }

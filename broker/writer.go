@@ -5,6 +5,8 @@ import (
 	"net"
 	"sync"
 	"time"
+
+	"github.com/fleetmq/fleetmq/broker/packet"
 )
 
 // The write side of a connection.
@@ -28,6 +30,10 @@ import (
 //     no hand-off through the scheduler on the way; in a burst (more
 //     packets buffered) the writer goroutines take over and run in
 //     parallel with the reader.
+//
+// A v5 DISCONNECT sent when the broker closes a connection (closeWith) goes
+// through the role too: it is the last thing its holder writes, after the
+// write under way, so that it never lands inside a packet.
 
 // maxInlineRounds bounds how often writeNow goes back for output queued
 // while it wrote, before it leaves the rest to a writer goroutine.
@@ -139,16 +145,30 @@ func putWriteScratch(sc *writeScratch) {
 	writeScratchPool.Put(sc)
 }
 
+// writerNext is what takeLocked tells the writer to do next.
+type writerNext uint8
+
+const (
+	writeBatch    writerNext = iota // send the batch, then take again
+	writerDone                      // nothing to send: the writer role is given up
+	writeFarewell                   // closing: send closeWith's DISCONNECT (the role is kept) and close
+)
+
 // takeLocked moves what is ready to send into batch: the control packets,
 // then the deliveries the client's window has room for. When there is
-// nothing, or the connection is closing, it gives the writer role up and
-// reports false. Callers hold sess.mu and the writer role.
-func (c *conn) takeLocked(batch []outbound) ([]outbound, bool) {
+// nothing, or the connection is closing, it gives the writer role up,
+// unless closeWith left it a DISCONNECT to send. Callers hold sess.mu and
+// the writer role.
+func (c *conn) takeLocked(batch []outbound) ([]outbound, writerNext) {
 	s := c.sess
 	if c.closing || c.closed.Load() {
-		c.writing = false
 		c.releaseReaderLocked()
-		return batch, false
+		if c.hasFarewell {
+			c.hasFarewell = false
+			return batch, writeFarewell
+		}
+		c.writing = false
+		return batch, writerDone
 	}
 	batch = append(batch, c.ctrl...)
 	clear(c.ctrl)
@@ -162,9 +182,9 @@ func (c *conn) takeLocked(batch []outbound) ([]outbound, bool) {
 		if cap(c.ctrl) > 64 {
 			c.ctrl = nil
 		}
-		return batch, false
+		return batch, writerDone
 	}
-	return batch, true
+	return batch, writeBatch
 }
 
 // encodeSome appends packets of batch to buf until buf holds maxWriteBatch bytes or
@@ -186,16 +206,23 @@ func (c *conn) encodeSome(buf []byte, batch []outbound) ([]byte, int) {
 // queued after maxInlineRounds, goes to a writer goroutine. Callers hold
 // the writer role.
 func (c *conn) writeNow() {
-	defer c.recoverPanic("connection writer")
+	defer c.recoverWriterPanic()
 	s := c.sess
 	sc := getWriteScratch()
 	for round := 0; ; round++ {
 		s.mu.Lock()
-		batch, ok := c.takeLocked(sc.batch[:0])
+		batch, next := c.takeLocked(sc.batch[:0])
+		farewell := c.farewell
 		s.mu.Unlock()
 		sc.batch = batch
-		if !ok {
+		switch next {
+		case writerDone:
 			putWriteScratch(sc)
+			return
+		case writeFarewell:
+			// The last write may block for a while; not on a reader.
+			putWriteScratch(sc)
+			go c.sayFarewell(farewell)
 			return
 		}
 		var encoded int
@@ -227,7 +254,7 @@ func (c *conn) writeNow() {
 // what must go out first: bytes, then packets taken from the queues but not
 // yet encoded. Callers hold the writer role.
 func (c *conn) writeLoop(sc *writeScratch) {
-	defer c.recoverPanic("connection writer")
+	defer c.recoverWriterPanic()
 	if sc == nil {
 		sc = getWriteScratch()
 	}
@@ -238,7 +265,9 @@ func (c *conn) writeLoop(sc *writeScratch) {
 	s := c.sess
 	batch := sc.batch
 	for {
-		for len(batch) > 0 {
+		// A connection closed meanwhile gets no more of the batch, only
+		// its DISCONNECT (takeLocked).
+		for len(batch) > 0 && !c.closed.Load() {
 			var encoded int
 			sc.buf, encoded = c.encodeSome(sc.buf[:0], batch)
 			batch = batch[encoded:]
@@ -247,34 +276,62 @@ func (c *conn) writeLoop(sc *writeScratch) {
 			}
 		}
 		clear(sc.batch)
-		var ok bool
+		var next writerNext
 		s.mu.Lock()
-		batch, ok = c.takeLocked(sc.batch[:0])
+		batch, next = c.takeLocked(sc.batch[:0])
+		farewell := c.farewell
 		s.mu.Unlock()
 		sc.batch = batch
-		if !ok {
+		switch next {
+		case writerDone:
+			return
+		case writeFarewell:
+			c.sayFarewell(farewell)
 			return
 		}
 	}
 }
 
-// write sends buf, blocking up to writeTimeout, and closes the connection on
-// failure. The write path never holds a lock, so a slow socket stalls only
-// this connection's writer.
+// write sends buf, blocking up to writeTimeout (farewellTimeout once the
+// connection is closing), and closes the connection on failure. The write
+// path never holds a lock, so a slow socket stalls only this connection's
+// writer.
 func (c *conn) write(buf []byte) bool {
-	_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	timeout := writeTimeout
+	if c.closed.Load() {
+		timeout = farewellTimeout
+	}
+	_ = c.nc.SetWriteDeadline(time.Now().Add(timeout))
 	n, err := c.nc.Write(buf)
 	c.srv.stats.BytesSent.Add(int64(n))
 	if err != nil {
 		c.writeFailed(err)
 		return false
 	}
-	if c.raw != nil {
+	if c.raw != nil && !c.closed.Load() {
 		// The deadline is for this blocking write only; left set, it
 		// would expire and turn the next non-blocking write away.
 		_ = c.nc.SetWriteDeadline(time.Time{})
 	}
 	return true
+}
+
+// recoverWriterPanic is recoverPanic for a goroutine holding the writer
+// role, which it gives up first: closeWith would otherwise leave the
+// DISCONNECT, and the socket's close, to this very writer.
+func (c *conn) recoverWriterPanic() {
+	r := recover()
+	if r == nil {
+		return
+	}
+	c.logPanic("connection writer", r)
+	s := c.sess
+	s.mu.Lock()
+	c.writing, c.hasFarewell = false, false
+	c.releaseReaderLocked()
+	s.mu.Unlock()
+	c.closeWith(packet.ImplementationSpecificError)
+	_ = c.nc.Close() // already closed unless closeWith had been called before
 }
 
 // writeFailed closes the connection after a failed write and gives the
@@ -283,7 +340,9 @@ func (c *conn) writeFailed(err error) {
 	if !errors.Is(err, net.ErrClosed) {
 		c.debug("Write failed", "error", err)
 	}
-	c.closeNow()
+	// Not closeNow: after closeWith the socket is this writer's to close.
+	c.closed.Store(true)
+	_ = c.nc.Close()
 	s := c.sess
 	s.mu.Lock()
 	c.writing = false

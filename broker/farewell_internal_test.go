@@ -1,0 +1,84 @@
+package broker
+
+import (
+	"io"
+	"net"
+	"testing"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker/config"
+	"github.com/fleetmq/fleetmq/broker/packet"
+)
+
+// closeWith must not write a DISCONNECT while another goroutine holds the
+// connection's writer role: that writer may be part-way through a packet,
+// and bytes written in between would land inside it. The DISCONNECT is left
+// to the writer, which sends it once its own write is whole.
+func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listeners = nil
+	cfg.ApplyDefaults()
+	srv, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	brokerSide, clientSide := net.Pipe()
+	defer clientSide.Close()
+	c := newConn(srv, brokerSide, "test")
+	c.version = packet.V5
+	c.sess = newSession(srv, "farewell")
+	c.connected.Store(true)
+
+	// A writer holds the role (as writeLoop does between its writes).
+	c.sess.mu.Lock()
+	c.writing = true
+	c.sess.mu.Unlock()
+
+	got := make(chan []byte, 1)
+	go func() {
+		b, _ := io.ReadAll(clientSide)
+		got <- b
+	}()
+	closed := make(chan struct{})
+	go func() {
+		c.closeWith(packet.SessionTakenOver)
+		close(closed)
+	}()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("closeWith blocked while another goroutine held the writer role")
+	}
+	select {
+	case b := <-got:
+		t.Fatalf("closeWith wrote %x and closed the socket under the writer", b)
+	default:
+	}
+
+	// The writer comes back for more and is told to say goodbye instead.
+	c.sess.mu.Lock()
+	_, next := c.takeLocked(nil)
+	rc := c.farewell
+	c.sess.mu.Unlock()
+	if next != writeFarewell || rc != packet.SessionTakenOver {
+		t.Fatalf("takeLocked after closeWith: next %d, reason %v; want the DISCONNECT (%d) with %v", next, rc, writeFarewell, packet.SessionTakenOver)
+	}
+	c.sayFarewell(rc)
+
+	want, _ := (&packet.Disconnect{ReasonCode: packet.SessionTakenOver}).Encode(nil, packet.V5)
+	select {
+	case b := <-got:
+		if string(b) != string(want) {
+			t.Fatalf("the client read %x, want exactly the DISCONNECT %x", b, want)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("the writer's DISCONNECT did not arrive, or the socket stayed open")
+	}
+
+	// The role stays taken for good: nothing else is written after it.
+	c.sess.mu.Lock()
+	defer c.sess.mu.Unlock()
+	if !c.writing || !c.closing {
+		t.Fatalf("after the DISCONNECT: writing %v, closing %v; want both true", c.writing, c.closing)
+	}
+}
