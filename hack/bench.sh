@@ -18,6 +18,11 @@
 #      round. The report shows the median over the rounds of each kind; the
 #      real-time rounds decide the latency target.
 #
+#      A second Mosquitto instance (mosquitto2, same binary and config) runs
+#      in the fixed-rate rounds too, as a control: Mosquitto against itself
+#      shows how large a p99 difference the machine produces on its own, so
+#      that a ratio near 1.00x is read against the run's resolution.
+#
 #      The real-time rounds (chrt -f) run the brokers and the tool under
 #      SCHED_FIFO, so that the other processes of the shared machine cannot
 #      hold the CPU when a broker or the tool wakes up: at normal priority,
@@ -30,7 +35,7 @@
 #   3. The Go microbenchmarks of broker/packet and broker/topic.
 #
 # A broker that cannot be built or started is reported as not measured; the
-# others still run. Takes about 9-12 minutes with the defaults below, which
+# others still run. Takes about 13 minutes with the defaults below, which
 # can be overridden from the environment:
 #
 #   BENCH_BROKERS        brokers to measure, first is the subject   (fleetmq mosquitto mochi)
@@ -41,8 +46,9 @@
 #   BENCH_DRAIN_MAX      wait for outstanding deliveries at most     (3s)
 #   BENCH_RATE           fixed-rate publish rate, messages/s         (2000)
 #   BENCH_RATE_QOS       QoS levels at the fixed rate                (0,1)
-#   BENCH_RATE_SECONDS   publishing seconds per fixed-rate run       (4)
-#   BENCH_RT_ROUNDS      fixed-rate rounds at real-time priority     (3)
+#   BENCH_RATE_SECONDS   publishing seconds per fixed-rate run       (2)
+#   BENCH_RT_ROUNDS      fixed-rate rounds at real-time priority     (8)
+#   BENCH_CONTROL        run the mosquitto2 control: 1 or 0          (1)
 #   BENCH_NORMAL_ROUNDS  fixed-rate rounds at normal priority        (1)
 #   BENCH_RT             use real-time priority: auto, 1 or 0       (auto)
 #   BENCH_CLIENTS        N of each workload (fleetmq-bench -clients) (8)
@@ -61,10 +67,15 @@ count="${BENCH_COUNT:-1000000}"
 drain_max="${BENCH_DRAIN_MAX:-3s}"
 rate="${BENCH_RATE:-2000}"
 rate_qos="${BENCH_RATE_QOS:-0,1}"
-# 4 s at 2,000 msg/s: 8,000 samples per round, so that a round's p99 is its
-# 80th slowest message rather than one of a handful of outliers.
-rate_seconds="${BENCH_RATE_SECONDS:-4}"
-rt_rounds="${BENCH_RT_ROUNDS:-3}"
+# 2 s at 2,000 msg/s: 4,000 samples per round, so that a round's p99 is its
+# 40th slowest message rather than one of a handful of outliers. Many short
+# rounds in rotation beat a few long ones: the machine's load moves by the
+# minute, and measured against itself (the mosquitto2 control) Mosquitto's
+# median p99 moved by up to 37% with 5 rounds in a fixed order, and by 12%
+# with 9 rotating rounds.
+rate_seconds="${BENCH_RATE_SECONDS:-2}"
+rt_rounds="${BENCH_RT_ROUNDS:-8}"
+control="${BENCH_CONTROL:-1}"
 normal_rounds="${BENCH_NORMAL_ROUNDS:-1}"
 rt_priority=10
 clients="${BENCH_CLIENTS:-8}"
@@ -138,6 +149,7 @@ else
   unavailable[mochi]="hack/build-mochi.sh failed"
 fi
 version[mosquitto]="${mosquitto_version:-unknown} (Debian)"
+version[mosquitto2]="${version[mosquitto]}, a second instance (control)"
 
 # --- brokers -----------------------------------------------------------------
 
@@ -151,7 +163,7 @@ start_broker() {
   p="$("$bench" freeport)"
   case "$name" in
     fleetmq) cmd=(bin/fleetmq-broker --listen "127.0.0.1:$p" --allow-anonymous) ;;
-    mosquitto)
+    mosquitto | mosquitto2)
       # What a Mosquitto user would set up for a benchmark: the same
       # in-flight and queue limits as fleetmq-broker's defaults (Mosquitto's
       # own max_inflight_messages 20 would cap every subscriber at 20
@@ -285,6 +297,15 @@ for name in "${brokers[@]}"; do
     log "$name unavailable: $start_error"
   fi
 done
+# The fixed-rate rounds also measure the control, when Mosquitto runs.
+rate_active=("${active[@]}")
+if [ "$control" = 1 ] && [ -n "${pid[mosquitto]:-}" ]; then
+  if start_broker mosquitto2; then
+    rate_active+=(mosquitto2)
+  else
+    log "mosquitto2 (control) unavailable: $start_error"
+  fi
+fi
 
 # measure NAME ARGS... runs the load tool against broker NAME, unless the
 # broker has died, which is then reported once.
@@ -320,15 +341,15 @@ set_policy() {
 # every broker, rotating the order so that no broker always runs right after
 # another. CLASS rt runs broker and tool at real-time priority.
 rate_rounds() {
-  local wl="$1" class="$2" count="$3" round i n=${#active[@]} name
+  local wl="$1" class="$2" count="$3" round i n=${#rate_active[@]} name
   local -a prefix=()
   if [ "$class" = rt ]; then
     prefix=(chrt -f "$rt_priority")
-    for name in "${active[@]}"; do set_policy "$name" rt; done
+    for name in "${rate_active[@]}"; do set_policy "$name" rt; done
   fi
   for round in $(seq "$count"); do
     for i in $(seq 0 $((n - 1))); do
-      name="${active[$(((i + round - 1) % n))]}"
+      name="${rate_active[$(((i + round - 1) % n))]}"
       log "$wl: $name at $rate msg/s, QoS $rate_qos, ${class} round $round of $count"
       measure_prefix=("${prefix[@]}")
       measure "$name" -workloads "$wl" -qos "$rate_qos" -rate "$rate" -duration "${rate_seconds}s" \
@@ -337,7 +358,7 @@ rate_rounds() {
   done
   measure_prefix=()
   if [ "$class" = rt ]; then
-    for name in "${active[@]}"; do set_policy "$name" normal; done
+    for name in "${rate_active[@]}"; do set_policy "$name" normal; done
   fi
 }
 
@@ -351,7 +372,7 @@ if [ "${#active[@]}" -gt 0 ]; then
     [ "$rt_rounds" -eq 0 ] || rate_rounds "$wl" rt "$rt_rounds"
   done
 fi
-for name in "${active[@]}"; do
+for name in "${rate_active[@]}"; do
   stop_broker "$name"
 done
 for name in "${brokers[@]}"; do
@@ -374,7 +395,12 @@ load_end="$(cat /proc/loadavg)"
 log "Load average at the end: $load_end"
 
 files=()
-for name in "${brokers[@]}"; do
+control_args=()
+if [ "${#rate_active[@]}" -gt "${#active[@]}" ]; then
+  control_args=(-latency-control mosquitto2
+    -note "mosquitto2: a second Mosquitto instance with the same binary and config, measured in the fixed-rate rounds only, as a control: its p99 against mosquitto's is the resolution of the latency comparison (BENCH_CONTROL=0 leaves it out).")
+fi
+for name in "${brokers[@]}" mosquitto2; do
   for f in "$work/$name-"*.json; do
     [ -e "$f" ] && files+=("$f")
   done
@@ -396,5 +422,5 @@ log "Writing $out"
   -note "The Go brokers run with the default GOMAXPROCS ($(nproc)); the load tool is a separate process on the same cores." \
   -note "$rate_note" \
   -note "Load average (/proc/loadavg) when \`make bench\` ended: $load_end." \
-  "${micro_args[@]}" "${files[@]}"
+  "${control_args[@]}" "${micro_args[@]}" "${files[@]}"
 log "Done in $(( $(date +%s) - started ))s: $out"

@@ -264,6 +264,7 @@ func reportCommand(args []string) error {
 	mosquittoVersion := fs.String("mosquitto-version", "", "Mosquitto version shown under Machine")
 	targets := fs.String("targets", "mosquitto=1.5,mochi=1.2", "throughput targets for the first broker: `broker=ratio,...`")
 	latencyRef := fs.String("latency-reference", "mosquitto", "broker whose fixed-rate p99 the first broker should not exceed")
+	latencyControl := fs.String("latency-control", "", "`broker` that is a second instance of the latency reference, to show the run's resolution")
 	idleTarget := fs.Float64("idle-target-kib", 8, "most KiB per idle connection for the first broker")
 	microFile := fs.String("micro", "", "`file` with `go test -bench -benchmem` output to show as microbenchmarks")
 	microCommand := fs.String("micro-command", "", "the `command` that produced -micro's output, shown in the report")
@@ -278,6 +279,7 @@ func reportCommand(args []string) error {
 		Date:             time.Now(),
 		Command:          *command,
 		LatencyReference: *latencyRef,
+		LatencyControl:   *latencyControl,
 		IdleTargetKiB:    *idleTarget,
 		Notes:            notes,
 	}

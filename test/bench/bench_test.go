@@ -320,11 +320,13 @@ func TestReportUsesMedianOfRounds(t *testing.T) {
 			// One stalled round (40 ms) must not decide the comparison.
 			{Broker: "fleetmq", Runs: []Result{round(900, 3.5), round(40000, 9.25), round(1100, 6), normal(30000)}},
 			{Broker: "mosquitto", Runs: []Result{round(1500, 4), round(1000, 5), round(2000, 7), normal(10000)}},
+			{Broker: "mosquitto2", Runs: []Result{round(1300, 4), round(1200, 5), round(1250, 7)}},
 		},
 		Machine:          Machine{CPUs: 2},
 		Date:             time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
 		Command:          "make bench",
 		LatencyReference: "mosquitto",
+		LatencyControl:   "mosquitto2",
 	}
 	var b strings.Builder
 	if err := WriteMarkdown(&b, in); err != nil {
@@ -332,9 +334,11 @@ func TestReportUsesMedianOfRounds(t *testing.T) {
 	}
 	md := b.String()
 	for _, want := range []string{
+		// The A/A line: mosquitto's median 1.50 ms against its control's 1.25 ms.
+		"| resolution (for information): mosquitto's p99 against `mosquitto2`, a second instance of it in the same rounds | 1.20× (pairs QoS 1: 1.50ms vs 1.25ms) to 1.20× (pairs QoS 1: 1.50ms vs 1.25ms) | – |",
 		// Medians: fleetmq 1.10 ms, mosquitto 1.50 ms.
-		"| 1 | rate 2.0k/s RT | 2.0k | 100µs | 1.10ms | 2.0k | 100µs | 1.50ms | 0.73× p99 |",
-		"| 1 | rate 2.0k/s | 2.0k | 100µs | 30.0ms | 2.0k | 100µs | 10.0ms | 3.00× p99 |",
+		"| 1 | rate 2.0k/s RT | 2.0k | 100µs | 1.10ms | 2.0k | 100µs | 1.50ms | 2.0k | 100µs | 1.25ms | 0.73× p99 | 0.88× p99 |",
+		"| 1 | rate 2.0k/s | 2.0k | 100µs | 30.0ms | 2.0k | 100µs | 10.0ms | – | – | – | 3.00× p99 | n/a |",
 		// The real-time rounds decide the target; normal priority is shown.
 		"| p99 at the fixed rate ≤ mosquitto's, real-time priority (RT rows) | highest 0.73× (pairs QoS 1: 1.10ms vs 1.50ms); above mosquitto's in 0 of 1 | yes |",
 		"| p99 at the fixed rate ≤ mosquitto's, normal priority (for information) | highest 3.00× (pairs QoS 1: 30.0ms vs 10.0ms); above mosquitto's in 1 of 1 | – |",

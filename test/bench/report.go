@@ -62,6 +62,11 @@ type ReportInput struct {
 	// LatencyReference is the broker whose p99 at the fixed rate the
 	// subject should not exceed; empty to skip.
 	LatencyReference string
+	// LatencyControl is a second instance of the reference broker, measured
+	// in the same fixed-rate rounds: the spread between the reference and
+	// its control is how finely the run resolves a p99 difference. Empty
+	// when there is none.
+	LatencyControl string
 	// IdleTargetKiB is the most broker memory an idle connection should
 	// cost the subject; 0 to skip.
 	IdleTargetKiB float64
@@ -512,6 +517,9 @@ func writeTargets(b *strings.Builder, in ReportInput, subject Record, others []R
 		for _, rt := range classes {
 			writeLatencyTarget(b, in, subject, ref, rt, len(classes) > 1)
 		}
+		if ctl := recordNamed(others, in.LatencyControl); ref != nil && ctl != nil {
+			writeLatencyControl(b, in, *ref, *ctl, classes[0])
+		}
 	}
 	if in.IdleTargetKiB > 0 {
 		label := fmt.Sprintf("≤ %.0f KiB broker memory per idle connection", in.IdleTargetKiB)
@@ -707,6 +715,35 @@ func hasRealTime(r Record) bool {
 	return false
 }
 
+// p99Ratio is a's fixed-rate p99 over b's in one cell of the tables.
+type p99Ratio struct {
+	key   runKey
+	a, b  float64 // p99 in microseconds
+	ratio float64
+}
+
+// p99Ratios compares the fixed-rate p99 of two records, cell by cell, for
+// the runs of one scheduling class.
+func p99Ratios(a, b Record, realTime bool) []p99Ratio {
+	var out []p99Ratio
+	for _, k := range allKeys([]Record{a}) {
+		if k.rate <= 0 || k.realTime != realTime {
+			continue
+		}
+		ra, ok1 := a.find(k)
+		rb, ok2 := b.find(k)
+		if !ok1 || !ok2 || rb.P99Micros <= 0 {
+			continue
+		}
+		out = append(out, p99Ratio{key: k, a: ra.P99Micros, b: rb.P99Micros, ratio: ra.P99Micros / rb.P99Micros})
+	}
+	return out
+}
+
+func (r p99Ratio) String() string {
+	return fmt.Sprintf("%s QoS %d: %s vs %s", r.key.workload, r.key.qos, FormatMicros(r.a), FormatMicros(r.b))
+}
+
 // writeLatencyTarget writes the fixed-rate p99 target line for the runs of
 // one scheduling class. Only the class that decides the target gets a
 // yes/no; the other is shown for information.
@@ -720,35 +757,49 @@ func writeLatencyTarget(b *strings.Builder, in ReportInput, subject Record, ref 
 			label += ", normal priority (for information)"
 		}
 	}
-	worst, worstAt, compared, over := 0.0, "", 0, 0
+	var cells []p99Ratio
 	if ref != nil {
-		for _, k := range allKeys([]Record{subject}) {
-			if k.rate <= 0 || k.realTime != realTime {
-				continue
-			}
-			a, ok1 := subject.find(k)
-			r, ok2 := ref.find(k)
-			if !ok1 || !ok2 || r.P99Micros <= 0 {
-				continue
-			}
-			ratio := a.P99Micros / r.P99Micros
-			if compared == 0 || ratio > worst {
-				worst, worstAt = ratio, fmt.Sprintf("%s QoS %d: %s vs %s", k.workload, k.qos, FormatMicros(a.P99Micros), FormatMicros(r.P99Micros))
-			}
-			if ratio > 1 {
-				over++
-			}
-			compared++
-		}
+		cells = p99Ratios(subject, *ref, realTime)
 	}
-	if compared == 0 {
+	if len(cells) == 0 {
 		fmt.Fprintf(b, "| %s | no comparable runs | – |\n", label)
 		return
 	}
+	worst, over := cells[0], 0
+	for _, c := range cells {
+		if c.ratio > worst.ratio {
+			worst = c
+		}
+		if c.ratio > 1 {
+			over++
+		}
+	}
 	met := "–"
 	if decides {
-		met = yesNo(worst <= 1)
+		met = yesNo(worst.ratio <= 1)
 	}
 	fmt.Fprintf(b, "| %s | highest %.2f× (%s); above %s's in %d of %d | %s |\n",
-		label, worst, worstAt, in.LatencyReference, over, compared, met)
+		label, worst.ratio, worst, in.LatencyReference, over, len(cells), met)
+}
+
+// writeLatencyControl writes, for information, how far the reference
+// broker's p99 lies from that of a second instance of itself in the same
+// rounds: an A/A comparison, whose spread is the resolution of the target
+// line above it.
+func writeLatencyControl(b *strings.Builder, in ReportInput, ref, ctl Record, realTime bool) {
+	cells := p99Ratios(ref, ctl, realTime)
+	if len(cells) == 0 {
+		return
+	}
+	lo, hi := cells[0], cells[0]
+	for _, c := range cells {
+		if c.ratio < lo.ratio {
+			lo = c
+		}
+		if c.ratio > hi.ratio {
+			hi = c
+		}
+	}
+	fmt.Fprintf(b, "| resolution (for information): %s's p99 against `%s`, a second instance of it in the same rounds | %.2f× (%s) to %.2f× (%s) | – |\n",
+		in.LatencyReference, in.LatencyControl, lo.ratio, lo, hi.ratio, hi)
 }
