@@ -23,8 +23,8 @@
 #      shows how large a p99 difference the machine produces on its own, so
 #      that a ratio near 1.00x is read against the run's resolution.
 #
-#      The real-time rounds (chrt -f) run the brokers and the tool under
-#      SCHED_FIFO, so that the other processes of the shared machine cannot
+#      The real-time rounds (chrt -r) run the brokers and the tool under
+#      SCHED_RR, so that the other processes of the shared machine cannot
 #      hold the CPU when a broker or the tool wakes up: at normal priority,
 #      one such stall decides a round's p99 (measured here: 0.7 ms to 295 ms
 #      for the same broker and workload from one round to the next). They
@@ -32,6 +32,15 @@
 #      the normal-priority rounds instead. At a fixed moderate rate broker
 #      and tool use a fraction of a core, so the other tenants are not
 #      starved; the full-speed runs always run at normal priority.
+#
+#      SCHED_RR rather than SCHED_FIFO: once, under SCHED_FIFO, the Go
+#      runtime of the load tool spun in its scheduler's locks on both
+#      cores for minutes, and even SIGKILL took effect only after the
+#      process was moved back to the normal policy: equal-priority FIFO
+#      threads never give way to each other. RR shares the CPU between them
+#      every 100 ms, which a broker at a moderate rate never runs for at a
+#      stretch, so the figures are the same. Every load-tool run is also
+#      bounded (BENCH_TOOL_TIMEOUT) and killed past it.
 #   3. The Go microbenchmarks of broker/packet and broker/topic.
 #
 # A broker that cannot be built or started is reported as not measured; the
@@ -51,6 +60,7 @@
 #   BENCH_CONTROL        run the mosquitto2 control: 1 or 0          (1)
 #   BENCH_NORMAL_ROUNDS  fixed-rate rounds at normal priority        (1)
 #   BENCH_RT             use real-time priority: auto, 1 or 0       (auto)
+#   BENCH_TOOL_TIMEOUT   kill a load-tool run after this long        (180s)
 #   BENCH_CLIENTS        N of each workload (fleetmq-bench -clients) (8)
 #   BENCH_IDLE_CONNS     idle connections for the memory figure      (15000)
 #   BENCH_MICRO_TIME     -benchtime of the Go microbenchmarks        (200ms)
@@ -78,6 +88,7 @@ rt_rounds="${BENCH_RT_ROUNDS:-8}"
 control="${BENCH_CONTROL:-1}"
 normal_rounds="${BENCH_NORMAL_ROUNDS:-1}"
 rt_priority=10
+tool_timeout="${BENCH_TOOL_TIMEOUT:-180s}"
 clients="${BENCH_CLIENTS:-8}"
 idle_conns="${BENCH_IDLE_CONNS:-15000}"
 out="${BENCH_OUT:-docs/benchmarks.md}"
@@ -223,7 +234,8 @@ record() {
 }
 
 # tool runs fleetmq-bench, after any words before its subcommand (such as
-# a chrt prefix), and records the command line.
+# a chrt prefix), and records the command line. The run is killed after
+# tool_timeout, the guard left out of the recorded line.
 measure_prefix=()
 tool() {
   local -a pre=()
@@ -232,7 +244,7 @@ tool() {
     shift
   done
   record "${pre[@]}" "$bench" "$@"
-  "${pre[@]}" "$bench" "$@"
+  timeout --kill-after=10s "$tool_timeout" "${pre[@]}" "$bench" "$@"
 }
 
 # Each fleetmq-bench invocation writes its own JSON file; the report merges
@@ -255,10 +267,10 @@ write_unavailable() {
 
 case "${BENCH_RT:-auto}" in
   0) rt_rounds=0 ;;
-  1) chrt -f "$rt_priority" true || { log "BENCH_RT=1 but chrt -f $rt_priority fails (needs root or CAP_SYS_NICE)"; exit 1; } ;;
+  1) chrt -r "$rt_priority" true || { log "BENCH_RT=1 but chrt -r $rt_priority fails (needs root or CAP_SYS_NICE)"; exit 1; } ;;
   auto)
-    if ! chrt -f "$rt_priority" true 2>/dev/null; then
-      log "No real-time priority here (chrt -f needs root or CAP_SYS_NICE): fixed-rate rounds run at normal priority only"
+    if ! chrt -r "$rt_priority" true 2>/dev/null; then
+      log "No real-time priority here (chrt -r needs root or CAP_SYS_NICE): fixed-rate rounds run at normal priority only"
       normal_rounds=$((normal_rounds + rt_rounds))
       rt_rounds=0
     fi ;;
@@ -326,12 +338,12 @@ measure() {
 }
 
 # set_policy NAME rt|normal switches every thread of a running broker to
-# SCHED_FIFO or back to the normal policy.
+# SCHED_RR or back to the normal policy.
 set_policy() {
   local name="$1" p="${pid[$1]:-}"
   [ -n "$p" ] || return 0
   if [ "$2" = rt ]; then
-    chrt -f -a -p "$rt_priority" "$p" >/dev/null
+    chrt -r -a -p "$rt_priority" "$p" >/dev/null
   else
     chrt -o -a -p 0 "$p" >/dev/null
   fi
@@ -344,7 +356,7 @@ rate_rounds() {
   local wl="$1" class="$2" count="$3" round i n=${#rate_active[@]} name
   local -a prefix=()
   if [ "$class" = rt ]; then
-    prefix=(chrt -f "$rt_priority")
+    prefix=(chrt -r "$rt_priority")
     for name in "${rate_active[@]}"; do set_policy "$name" rt; done
   fi
   for round in $(seq "$count"); do
@@ -408,9 +420,9 @@ done
 
 rate_note="Fixed-rate rounds per broker and workload: $normal_rounds at normal priority (rows without RT)"
 if [ "$rt_rounds" -gt 0 ]; then
-  rate_note+=", then $rt_rounds at real-time priority (rows marked RT): every thread of every broker switched to SCHED_FIFO $rt_priority with \`chrt -f -a -p $rt_priority PID\` for those rounds (and back with \`chrt -o -a -p 0 PID\`), and the load tool started with \`chrt -f $rt_priority\`, so that the machine's other processes cannot delay a wake-up of either."
+  rate_note+=", then $rt_rounds at real-time priority (rows marked RT): every thread of every broker switched to SCHED_RR $rt_priority with \`chrt -r -a -p $rt_priority PID\` for those rounds (and back with \`chrt -o -a -p 0 PID\`), and the load tool started with \`chrt -r $rt_priority\`, so that the machine's other processes cannot delay a wake-up of either."
 else
-  rate_note+="; no real-time rounds (BENCH_RT=${BENCH_RT:-auto} and chrt -f unavailable or disabled), so every p99 includes the machine's scheduling stalls."
+  rate_note+="; no real-time rounds (BENCH_RT=${BENCH_RT:-auto} and chrt -r unavailable or disabled), so every p99 includes the machine's scheduling stalls."
 fi
 
 log "Writing $out"
