@@ -35,8 +35,8 @@ import (
 // through the role too: it is the last thing its holder writes, after the
 // write under way, so that it never lands inside a packet.
 
-// maxInlineRounds bounds how often writeNow goes back for output queued
-// while it wrote, before it leaves the rest to a writer goroutine.
+// maxInlineRounds bounds the writes writeNow makes; output still queued
+// after them goes to a writer goroutine.
 const maxInlineRounds = 2
 
 // maxInlineTargets bounds the subscribers one reader writes to itself per
@@ -225,6 +225,15 @@ func (c *conn) writeNow() {
 			go c.sayFarewell(farewell)
 			return
 		}
+		if round == maxInlineRounds {
+			// Output keeps coming: a writer goroutine sends what was
+			// just taken and whatever follows. Taking once more before
+			// handing off means that the common case, nothing more,
+			// ends here without starting a goroutine.
+			sc.buf = sc.buf[:0]
+			go c.writeLoop(sc)
+			return
+		}
 		var encoded int
 		sc.buf, encoded = c.encodeSome(sc.buf[:0], batch)
 		n, tried, err := c.raw.tryWrite(sc.buf)
@@ -234,10 +243,10 @@ func (c *conn) writeNow() {
 			putWriteScratch(sc)
 			return
 		}
-		if !tried || n < len(sc.buf) || encoded < len(batch) || round+1 == maxInlineRounds {
-			// The socket is full (or needs the blocking path), there is more
-			// than one write's worth, or output keeps coming: a writer
-			// goroutine sends the rest, blocking as it may.
+		if !tried || n < len(sc.buf) || encoded < len(batch) {
+			// The socket is full (or needs the blocking path), or there is
+			// more than one write's worth: a writer goroutine sends the
+			// rest, blocking as it may.
 			sc.buf = append(sc.buf[:0], sc.buf[n:]...)
 			rest := copy(sc.batch, batch[encoded:])
 			clear(sc.batch[rest:])
