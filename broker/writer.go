@@ -25,11 +25,11 @@ import (
 //     connections its packet produced output for: its own acks and the
 //     subscribers it delivered to. It never blocks doing so: it makes one
 //     write of at most maxWriteBatch bytes, of what the socket takes at
-//     once, and hands anything left to a writer goroutine. At a moderate rate every message then goes from the
-//     publisher's socket to the subscriber's socket on one goroutine, with
-//     no hand-off through the scheduler on the way; in a burst (more
-//     packets buffered) the writer goroutines take over and run in
-//     parallel with the reader.
+//     once, and hands anything left to a writer goroutine. At a moderate
+//     rate every message then goes from the publisher's socket to the
+//     subscriber's socket on one goroutine, with no hand-off through the
+//     scheduler on the way; in a burst (more packets buffered) the writer
+//     goroutines take over and run in parallel with the reader.
 //
 // A v5 DISCONNECT sent when the broker closes a connection (closeWith) goes
 // through the role too: it is the last thing its holder writes, after the
