@@ -238,6 +238,12 @@ func (p *publisher) run(start time.Time, deadline time.Time) error {
 	deadlineNs := int64(deadline.Sub(epoch))
 	var sent uint64
 	defer func() { p.sent.Store(sent) }()
+	pace := time.Sleep
+	if p.rate > 0 {
+		pc := newPacer()
+		defer pc.release()
+		pace = pc.sleep
+	}
 	for sent < p.quota {
 		now := monoNow()
 		if now >= deadlineNs {
@@ -245,7 +251,7 @@ func (p *publisher) run(start time.Time, deadline time.Time) error {
 		}
 		want := p.quota - sent
 		if p.rate > 0 && now < startNs {
-			time.Sleep(time.Duration(startNs - now)) // staggered start
+			pace(time.Duration(startNs - now)) // staggered start
 			continue
 		}
 		if p.rate > 0 {
@@ -257,7 +263,7 @@ func (p *publisher) run(start time.Time, deadline time.Time) error {
 				if next > deadlineNs {
 					next = deadlineNs
 				}
-				time.Sleep(time.Duration(next - now))
+				pace(time.Duration(next - now))
 				continue
 			}
 			want = min(want, due-sent)
