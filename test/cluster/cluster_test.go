@@ -121,10 +121,19 @@ func brokerStatefulSet(replicas int32) *appsv1.StatefulSet {
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{
 					TerminationGracePeriodSeconds: ptr(int64(10)),
+					// What the operator's pods ask for: a non-root user whose group owns
+					// the volumes.
+					SecurityContext: &corev1.PodSecurityContext{
+						RunAsNonRoot: ptr(true),
+						RunAsUser:    ptr(int64(brokerUID)),
+						RunAsGroup:   ptr(int64(brokerUID)),
+						FSGroup:      ptr(int64(brokerUID)),
+					},
 					Containers: []corev1.Container{{
-						Name:    "broker",
-						Image:   brokerImage,
-						Command: []string{"fleetmq-broker", "--config", "/etc/fleetmq/config/broker.yaml"},
+						Name:            "broker",
+						Image:           brokerImage,
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false)},
+						Command:         []string{"fleetmq-broker", "--config", "/etc/fleetmq/config/broker.yaml"},
 						Env: []corev1.EnvVar{{
 							Name:      "POD_NAME",
 							ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "metadata.name"}},
@@ -168,6 +177,9 @@ func brokerStatefulSet(replicas int32) *appsv1.StatefulSet {
 }
 
 func ptr[T any](v T) *T { return &v }
+
+// brokerUID is the user the test StatefulSet's pods run as (distroless "nonroot").
+const brokerUID = 65532
 
 // podReady reports whether the pod is Running and Ready, with a description for failures.
 func podReady(pod *corev1.Pod) (bool, string) {
@@ -375,6 +387,50 @@ func TestLocalClusterRunsBrokers(t *testing.T) {
 	if t.Failed() {
 		t.FailNow()
 	}
+
+	t.Run("containers run as their security context's user, who can read their volumes", func(t *testing.T) {
+		info, _ := c.Pod(testNamespace, "broker-0")
+		status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Containers[0].PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := map[string]string{
+			"Uid":        fmt.Sprintf("%d\t%d\t%d\t%d", brokerUID, brokerUID, brokerUID, brokerUID),
+			"Gid":        fmt.Sprintf("%d\t%d\t%d\t%d", brokerUID, brokerUID, brokerUID, brokerUID),
+			"Groups":     fmt.Sprint(brokerUID),
+			"NoNewPrivs": "1",
+			"CapEff":     "0000000000000000",
+		}
+		for _, line := range strings.Split(string(status), "\n") {
+			k, v, _ := strings.Cut(line, ":")
+			if w, ok := want[k]; ok {
+				if got := strings.TrimSpace(v); got != w {
+					t.Errorf("broker-0's process: %s %q; want %q", k, got, w)
+				}
+				delete(want, k)
+			}
+		}
+		if len(want) > 0 {
+			t.Errorf("no %v in /proc/%d/status", want, info.Containers[0].PID)
+		}
+		// fsGroup: the ConfigMap's files and the PVC belong to the pod's group, and the
+		// PVC's directories pass the group on to what the broker creates in them.
+		for _, p := range []string{
+			filepath.Join(info.Volumes["config"], "..data", "broker.yaml"),
+			info.Volumes["data"],
+		} {
+			fi, err := os.Stat(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if gid, _ := statGID(fi); gid != brokerUID || fi.Mode().Perm()&0o040 == 0 {
+				t.Errorf("%s: group %d, mode %v; want group %d with read access", p, gid, fi.Mode(), brokerUID)
+			}
+		}
+		if fi, err := os.Stat(info.Volumes["data"]); err == nil && (fi.Mode()&os.ModeSetgid == 0 || fi.Mode().Perm()&0o020 == 0) {
+			t.Errorf("PVC directory mode %v; want group-writable with the setgid bit", fi.Mode())
+		}
+	})
 
 	t.Run("MQTT clients reach each pod", func(t *testing.T) {
 		for _, p := range []*corev1.Pod{pod0, pod1} {
@@ -661,6 +717,18 @@ func TestLocalClusterRunsBrokers(t *testing.T) {
 			t.Fatal(err)
 		}
 		mkPod("unmapped", "docker.io/library/nginx:1.27", corev1.RestartPolicyAlways, 30)
+		// runAsNonRoot with user 0: refused before anything runs, as the kubelet does.
+		_, err = client.CoreV1().Pods(testNamespace).Create(ctx, &corev1.Pod{
+			ObjectMeta: metav1.ObjectMeta{Name: "rootful"},
+			Spec: corev1.PodSpec{
+				SecurityContext: &corev1.PodSecurityContext{RunAsNonRoot: ptr(true)},
+				Containers: []corev1.Container{{Name: "main", Image: brokerImage, Command: []string{"/bin/sh", "-c", "sleep 600"},
+					SecurityContext: &corev1.SecurityContext{RunAsUser: ptr(int64(0))}}},
+			},
+		}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
 
 		waitPodReady(t, ctx, client, "stubborn", 30*time.Second)
 		eventually(t, 30*time.Second, "job Succeeded", func() (bool, string) {
@@ -672,14 +740,21 @@ func TestLocalClusterRunsBrokers(t *testing.T) {
 			_ = ok
 			return p.Status.Phase == corev1.PodSucceeded, desc
 		})
-		eventually(t, 30*time.Second, "unmapped image reported", func() (bool, string) {
-			p, err := client.CoreV1().Pods(testNamespace).Get(ctx, "unmapped", metav1.GetOptions{})
-			if err != nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
-				return false, fmt.Sprint(err)
-			}
-			w := p.Status.ContainerStatuses[0].State.Waiting
-			return w.Reason == "ErrImageNeverPull" && strings.Contains(w.Message, "Options.Images"), w.Reason + ": " + w.Message
-		})
+		// waitingFor waits until the pod's container waits with reason and a message
+		// containing msg.
+		waitingFor := func(pod, reason, msg string) {
+			t.Helper()
+			eventually(t, 30*time.Second, pod+" waiting: "+reason, func() (bool, string) {
+				p, err := client.CoreV1().Pods(testNamespace).Get(ctx, pod, metav1.GetOptions{})
+				if err != nil || len(p.Status.ContainerStatuses) == 0 || p.Status.ContainerStatuses[0].State.Waiting == nil {
+					return false, fmt.Sprint(err)
+				}
+				w := p.Status.ContainerStatuses[0].State.Waiting
+				return w.Reason == reason && strings.Contains(w.Message, msg), w.Reason + ": " + w.Message
+			})
+		}
+		waitingFor("unmapped", "ErrImageNeverPull", "Options.Images")
+		waitingFor("rootful", "CreateContainerConfigError", "runAsUser breaks non-root policy")
 
 		// kubectl describe shows why: the events of the scheduler and the node.
 		eventually(t, 10*time.Second, "Scheduled and Failed events for the unmapped pod", func() (bool, string) {
@@ -716,7 +791,7 @@ func TestLocalClusterRunsBrokers(t *testing.T) {
 		if out, _ := exec.Command("ip", "netns", "pids", info.NetNS).CombinedOutput(); strings.TrimSpace(string(out)) != "" && !strings.Contains(string(out), "No such file") {
 			t.Errorf("processes left in the pod's network namespace: %s", out)
 		}
-		for _, name := range []string{"job", "unmapped"} {
+		for _, name := range []string{"job", "unmapped", "rootful"} {
 			_ = client.CoreV1().Pods(testNamespace).Delete(ctx, name, metav1.DeleteOptions{})
 		}
 	})

@@ -386,6 +386,10 @@ func (cs *containerState) sandboxSpec() (*sandboxSpec, error) {
 		return nil, err
 	}
 	c := cs.spec
+	identity, err := containerIdentity(pod, &c)
+	if err != nil {
+		return nil, err
+	}
 	path, argv, err := resolveCommand(w.a.c.opts.Images, &c)
 	if err != nil {
 		return nil, err
@@ -399,6 +403,7 @@ func (cs *containerState) sandboxSpec() (*sandboxSpec, error) {
 		Args:       argv,
 		Env:        env.environ(),
 		WorkingDir: c.WorkingDir,
+		Identity:   identity,
 	}
 	if hostIdx > 0 {
 		spec.Netns = filepath.Join("/run/netns", w.a.c.net.netnsName(hostIdx))

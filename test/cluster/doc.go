@@ -63,5 +63,6 @@
 // Not provided: a Service data plane (no kube-proxy; cluster IPs lead nowhere, so in-pod
 // clients are pointed at the apiserver directly and pods find each other through
 // EndpointSlices or pod IPs), DNS, kubectl exec/port-forward/attach, resource limits,
-// security contexts (containers run as root), image pulling, and gRPC probes.
+// image pulling, gRPC probes, and the parts of a security context other than the user,
+// groups, fsGroup, runAsNonRoot and allowPrivilegeEscalation (security.go).
 package cluster

@@ -29,6 +29,10 @@ type podWorker struct {
 	name      string
 	dir       string // <cluster>/pods/<namespace>_<name>_<uid>
 
+	// groupOwned lists the writable volumes fsGroup was applied to, once per pod as the
+	// kubelet does when it mounts them. Owned by the worker goroutine.
+	groupOwned map[string]bool
+
 	notifyCh chan struct{}
 	done     chan struct{}
 
@@ -277,7 +281,10 @@ func (w *podWorker) syncVolume(pod *corev1.Pod, v *corev1.Volume) (string, error
 	case v.Projected != nil:
 		payload, err = projectedPayload(src, w.podWithStatus(pod), v.Projected)
 	case v.EmptyDir != nil:
-		return dir, os.MkdirAll(dir, 0o777)
+		if err := os.MkdirAll(dir, 0o777); err != nil {
+			return "", err
+		}
+		return dir, w.groupOwnWritable(pod, v.Name, dir)
 	case v.HostPath != nil:
 		if v.HostPath.Type != nil && (*v.HostPath.Type == corev1.HostPathDirectoryOrCreate) {
 			if err := os.MkdirAll(v.HostPath.Path, 0o755); err != nil {
@@ -289,17 +296,38 @@ func (w *podWorker) syncVolume(pod *corev1.Pod, v *corev1.Volume) (string, error
 		}
 		return v.HostPath.Path, nil
 	case v.PersistentVolumeClaim != nil:
-		return w.a.claimDir(pod.Namespace, v.PersistentVolumeClaim.ClaimName)
+		dir, err := w.a.claimDir(pod.Namespace, v.PersistentVolumeClaim.ClaimName)
+		if err != nil {
+			return "", err
+		}
+		return dir, w.groupOwnWritable(pod, v.Name, dir)
 	default:
 		return "", errors.New("unsupported volume type (the local node supports configMap, secret, downwardAPI, projected, emptyDir, hostPath and persistentVolumeClaim)")
 	}
 	if err != nil {
 		return "", err
 	}
-	if _, err := writeAtomic(dir, payload); err != nil {
+	if _, err := writeAtomic(dir, payload, podFSGroup(pod)); err != nil {
 		return "", err
 	}
 	return dir, nil
+}
+
+// groupOwnWritable applies the pod's fsGroup to a writable volume the first time the pod
+// uses it.
+func (w *podWorker) groupOwnWritable(pod *corev1.Pod, name, dir string) error {
+	gid := podFSGroup(pod)
+	if gid < 0 || w.groupOwned[name] {
+		return nil
+	}
+	if err := applyFSGroup(dir, gid, pod.Spec.SecurityContext.FSGroupChangePolicy); err != nil {
+		return fmt.Errorf("apply fsGroup %d: %w", gid, err)
+	}
+	if w.groupOwned == nil {
+		w.groupOwned = map[string]bool{}
+	}
+	w.groupOwned[name] = true
+	return nil
 }
 
 // podWithStatus is pod with the addresses this node gave it, which downward API files and

@@ -24,7 +24,9 @@ import (
 //     inside an overlay of its nearest existing ancestor, whose upper layer is a tmpfs, so
 //     the host's filesystem is never written to;
 //   - its own UTS namespace with the pod's hostname;
-//   - the pod's network namespace.
+//   - the pod's network namespace;
+//   - the user, groups and no_new_privs flag of the container's security context
+//     (security.go), taken last, after everything that needs root.
 //
 // No file outside the pod's directory and no mount outside the private namespace is ever
 // changed, and everything disappears with the last process of the container.
@@ -38,15 +40,16 @@ const sandboxExitCode = 127
 
 // sandboxSpec is how the node agent tells the helper what to build.
 type sandboxSpec struct {
-	Netns      string         `json:"netns"`    // path of the pod's network namespace (/run/netns/...)
-	Hostname   string         `json:"hostname"` // pod hostname
-	Scratch    string         `json:"scratch"`  // directory for the tmpfs holding overlay layers
-	Mounts     []sandboxMount `json:"mounts"`
-	Path       string         `json:"path"` // binary to exec
-	Args       []string       `json:"args"` // argv, argv[0] included
-	Env        []string       `json:"env"`
-	WorkingDir string         `json:"workingDir,omitempty"`
-	ErrorFile  string         `json:"errorFile"` // where a failure before exec is written
+	Netns      string           `json:"netns"`    // path of the pod's network namespace (/run/netns/...)
+	Hostname   string           `json:"hostname"` // pod hostname
+	Scratch    string           `json:"scratch"`  // directory for the tmpfs holding overlay layers
+	Mounts     []sandboxMount   `json:"mounts"`
+	Path       string           `json:"path"` // binary to exec
+	Args       []string         `json:"args"` // argv, argv[0] included
+	Env        []string         `json:"env"`
+	WorkingDir string           `json:"workingDir,omitempty"`
+	Identity   *sandboxIdentity `json:"identity,omitempty"` // nil: run as root
+	ErrorFile  string           `json:"errorFile"`          // where a failure before exec is written
 }
 
 // sandboxMount bind-mounts Source at Target.
@@ -139,8 +142,52 @@ func enterSandbox(spec *sandboxSpec) error {
 	if len(spec.Args) == 0 {
 		return errors.New("no command to run")
 	}
-	if err := unix.Exec(spec.Path, spec.Args, spec.Env); err != nil {
+	path := spec.Path
+	if id := spec.Identity; id != nil {
+		// The binary is the host's, and the directories on its path need not be open to
+		// the container's user (a checkout under /root): it is opened while still root
+		// and executed through the descriptor, as a runtime executes a file of its
+		// image. Close-on-exec is fine for a binary, not for a script, whose
+		// interpreter would need to open the path after the exec.
+		fd, err := unix.Open(path, unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			return fmt.Errorf("open %s: %w", path, err)
+		}
+		path = fmt.Sprintf("/proc/self/fd/%d", fd)
+		if err := dropPrivileges(id); err != nil {
+			return err
+		}
+	}
+	if err := unix.Exec(path, spec.Args, spec.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", spec.Path, err)
+	}
+	return nil
+}
+
+// dropPrivileges makes the calling thread id's user. The system calls are raw and change
+// this thread only (syscall.Setuid changes every thread of the process, and refuses to
+// when cgo is linked in): this thread execs next, and the new program inherits only its
+// credentials. Groups before the gid before the uid: once the uid is not 0, changing the
+// others is no longer allowed. Leaving uid 0 clears the capability sets as well.
+func dropPrivileges(id *sandboxIdentity) error {
+	groups := make([]int, len(id.Groups))
+	for i, g := range id.Groups {
+		groups[i] = int(g)
+	}
+	if err := unix.Setgroups(groups); err != nil {
+		return fmt.Errorf("set supplementary groups %v: %w", id.Groups, err)
+	}
+	g, u := uintptr(id.GID), uintptr(id.UID)
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESGID, g, g, g); errno != 0 {
+		return fmt.Errorf("set group %d: %w", id.GID, errno)
+	}
+	if _, _, errno := unix.RawSyscall(unix.SYS_SETRESUID, u, u, u); errno != 0 {
+		return fmt.Errorf("set user %d: %w", id.UID, errno)
+	}
+	if id.NoNewPrivs {
+		if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+			return fmt.Errorf("set no_new_privs: %w", err)
+		}
 	}
 	return nil
 }

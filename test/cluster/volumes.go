@@ -57,13 +57,27 @@ func validatePayloadPath(p string) error {
 
 // writeAtomic makes dir hold exactly payload, with the kubelet's ..data layout. It reports
 // whether anything changed; an unchanged payload writes nothing, so watchers see no event.
-func writeAtomic(dir string, payload map[string]volumeFile) (bool, error) {
+// With fsGroup (>= 0) every file and directory is group-owned by it and group-readable
+// before the new data becomes visible, so a non-root reader never sees a file it cannot
+// read.
+func writeAtomic(dir string, payload map[string]volumeFile, fsGroup int) (bool, error) {
 	for p := range payload {
 		if err := validatePayloadPath(p); err != nil {
 			return false, fmt.Errorf("volume %s: %w", dir, err)
 		}
 	}
+	if fsGroup >= 0 {
+		withGroup := make(map[string]volumeFile, len(payload))
+		for p, f := range payload {
+			f.Mode |= fsGroupReadOnlyMask
+			withGroup[p] = f
+		}
+		payload = withGroup
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return false, err
+	}
+	if err := groupOwn(dir, fsGroup); err != nil {
 		return false, err
 	}
 	dataLink := filepath.Join(dir, dataDirName)
@@ -95,10 +109,26 @@ func writeAtomic(dir string, payload map[string]volumeFile) (bool, error) {
 			return false, err
 		}
 	}
+	if fsGroup >= 0 {
+		err := filepath.WalkDir(tsDir, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return err
+			}
+			return setGroupOwnership(p, d, fsGroup, fsGroupReadOnlyMask)
+		})
+		if err != nil {
+			return false, fmt.Errorf("apply fsGroup %d to %s: %w", fsGroup, tsDir, err)
+		}
+	}
 	tmpLink := filepath.Join(dir, newDataDirName)
 	_ = os.Remove(tmpLink)
 	if err := os.Symlink(filepath.Base(tsDir), tmpLink); err != nil {
 		return false, fmt.Errorf("link the new data in %s: %w", dir, err)
+	}
+	if fsGroup >= 0 {
+		if err := os.Lchown(tmpLink, -1, fsGroup); err != nil {
+			return false, err
+		}
 	}
 	// The one atomic step: rename(2) replaces the old ..data link in place.
 	if err := os.Rename(tmpLink, dataLink); err != nil {
@@ -117,6 +147,11 @@ func writeAtomic(dir string, payload map[string]volumeFile) (bool, error) {
 		_ = os.Remove(link)
 		if err := os.Symlink(filepath.Join(dataDirName, name), link); err != nil {
 			return false, fmt.Errorf("link %s: %w", link, err)
+		}
+		if fsGroup >= 0 {
+			if err := os.Lchown(link, -1, fsGroup); err != nil {
+				return false, err
+			}
 		}
 	}
 	entries, err := os.ReadDir(dir)

@@ -25,7 +25,7 @@ func TestWriteAtomicLayout(t *testing.T) {
 		"broker.yaml": {Data: []byte("v1"), Mode: 0o644},
 		"old.txt":     {Data: []byte("gone soon"), Mode: 0o600},
 		"sub/a.txt":   {Data: []byte("nested"), Mode: 0o644},
-	})
+	}, -1)
 	if err != nil || !changed {
 		t.Fatalf("first write: changed=%v err=%v", changed, err)
 	}
@@ -47,12 +47,12 @@ func TestWriteAtomicLayout(t *testing.T) {
 		"broker.yaml": {Data: []byte("v1"), Mode: 0o644},
 		"old.txt":     {Data: []byte("gone soon"), Mode: 0o600},
 		"sub/a.txt":   {Data: []byte("nested"), Mode: 0o644},
-	})
+	}, -1)
 	if err != nil || changed {
 		t.Fatalf("rewriting the same payload: changed=%v err=%v; want no change", changed, err)
 	}
 
-	changed, err = writeAtomic(dir, map[string]volumeFile{"broker.yaml": {Data: []byte("v2"), Mode: 0o644}})
+	changed, err = writeAtomic(dir, map[string]volumeFile{"broker.yaml": {Data: []byte("v2"), Mode: 0o644}}, -1)
 	if err != nil || !changed {
 		t.Fatalf("update: changed=%v err=%v", changed, err)
 	}
@@ -75,7 +75,7 @@ func TestWriteAtomicLayout(t *testing.T) {
 
 func TestWriteAtomicRejectsEscapingPaths(t *testing.T) {
 	for _, p := range []string{"../x", "/etc/passwd", "a/../../b", "..data"} {
-		if _, err := writeAtomic(t.TempDir(), map[string]volumeFile{p: {Data: []byte("x"), Mode: 0o644}}); err == nil {
+		if _, err := writeAtomic(t.TempDir(), map[string]volumeFile{p: {Data: []byte("x"), Mode: 0o644}}, -1); err == nil {
 			t.Errorf("path %q accepted; want an error", p)
 		}
 	}

@@ -104,6 +104,14 @@ var _ = Describe("the sample fleet", Ordered, ContinueOnFailure, func() {
 				ready = ready || (c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue)
 			}
 			Expect(ready).To(BeTrue(), "pod %s is not Ready", name)
+			// The node agent applies the pod's security context: the broker reads its
+			// 0440 Secrets as the non-root user through fsGroup, as in a cluster.
+			info, ok := fleet.Cluster.Pod(ns, name)
+			Expect(ok).To(BeTrue())
+			Expect(info.Containers).NotTo(BeEmpty())
+			status, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", info.Containers[0].PID))
+			Expect(err).NotTo(HaveOccurred())
+			Expect(string(status)).To(MatchRegexp(`(?m)^Uid:\s+65532\s+65532\s+65532\s+65532$`), "the broker of %s does not run as the non-root user 65532", name)
 		}
 		urls := map[string]string{}
 		for _, e := range b.Status.Endpoints {
