@@ -62,7 +62,7 @@ kube-binaries: ## Build kube-apiserver, kube-controller-manager, kubectl and etc
 test: test-deps vet verify-generated verify-helm-sync test-unit test-e2e fuzz ## Everything CI runs: installs what it needs first
 
 .PHONY: test-deps
-test-deps: ## Install the Debian test peers (mosquitto, mosquitto-clients, python3-paho-mqtt)
+test-deps: ## Install the test peers: Debian mosquitto, mosquitto-clients, python3-paho-mqtt, nodejs; MQTT.js from npm
 	hack/install-test-deps.sh
 
 .PHONY: test-unit

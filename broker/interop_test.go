@@ -3,6 +3,8 @@ package broker_test
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"net"
 	"os"
@@ -14,13 +16,13 @@ import (
 	"time"
 )
 
-// Interop tests run Debian's mosquitto_pub/mosquitto_sub and Eclipse Paho
-// for Python against an in-process broker. A missing tool fails the test
+// Interop tests run Debian's mosquitto_pub/mosquitto_sub, Eclipse Paho for
+// Python and MQTT.js (Node.js) against an in-process broker. A missing tool fails the test
 // instead of skipping it: CI installs them, and a silently skipped interop
 // test would hide exactly the regressions it exists for.
 
 // interopInstallHint says how to get the interop peers.
-const interopInstallHint = "run hack/install-test-deps.sh as root (`make test` does) to install mosquitto-clients and python3-paho-mqtt"
+const interopInstallHint = "run hack/install-test-deps.sh as root (`make test` does) to install mosquitto-clients, python3-paho-mqtt, nodejs and MQTT.js"
 
 // debianPython is Debian's interpreter, the one python3-paho-mqtt installs
 // into; a python3 earlier on PATH (pyenv, venv) may not have it.
@@ -297,4 +299,67 @@ func TestInteropPahoPython(t *testing.T) {
 		t.Fatalf("paho-mqtt interop did not report PASS:\n%s", out.String())
 	}
 	t.Logf("paho-mqtt (Python):\n%s", out.String())
+}
+
+// mqttjsModules is the node_modules directory holding MQTT.js, where
+// hack/mqttjs.sh installs it: under FLEETMQ_NPM_CACHE or the user's cache
+// directory, keyed by the hash of the package-lock.json it installs from.
+func mqttjsModules(t testing.TB) string {
+	t.Helper()
+	lock, err := os.ReadFile(filepath.Join("testdata", "interop", "mqttjs", "package-lock.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root := os.Getenv("FLEETMQ_NPM_CACHE")
+	if root == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			t.Fatalf("no cache directory for MQTT.js (%v): set FLEETMQ_NPM_CACHE", err)
+		}
+		root = filepath.Join(cache, "fleetmq", "npm")
+	}
+	sum := sha256.Sum256(lock)
+	dir := filepath.Join(root, "mqttjs-"+hex.EncodeToString(sum[:])[:16])
+	if _, err := os.Stat(filepath.Join(dir, ".complete")); err != nil {
+		t.Fatalf("MQTT.js is not installed in %s: run hack/install-test-deps.sh (`make test` does)", dir)
+	}
+	return filepath.Join(dir, "node_modules")
+}
+
+// TestInteropMQTTJS runs MQTT.js, the client of browser dashboards and many
+// Node.js services, against the broker over TCP, WebSocket and secure
+// WebSocket: QoS 0-2 with 3.1.1 and 5.0, retained messages, MQTT 5
+// properties, subscription identifiers and topic aliases, a shared
+// subscription split over a TCP and a WebSocket member, and the will of a
+// WebSocket client that vanishes (testdata/interop/mqttjs/roundtrip.cjs).
+func TestInteropMQTTJS(t *testing.T) {
+	node := interopTool(t, "node")
+	modules := mqttjsModules(t)
+	ca := newTestCA(t, "mqttjs CA")
+	vol := newKubeVolume(t, tlsSecret(t, ca, 100))
+	b := startBroker(t)
+	wsURL := serveWS(t, b, "/mqtt", nil)
+	wssURL := serveWS(t, b, "/mqtt", vol)
+	// The server certificate names localhost, which MQTT.js verifies.
+	wssURL = strings.Replace(wssURL, "127.0.0.1", "localhost", 1)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	if err := os.WriteFile(caFile, []byte(ca.PEM), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*interopWait)
+	defer cancel()
+	script, err := filepath.Abs(filepath.Join("testdata", "interop", "mqttjs", "roundtrip.cjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.CommandContext(ctx, node, script, "mqtt://"+b.Addr, wsURL, wssURL, caFile, uniqueID("mqttjs"))
+	cmd.Env = append(os.Environ(), "NODE_PATH="+modules)
+	cmd.Dir = t.TempDir()
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	err = cmd.Run()
+	if err != nil || !strings.HasSuffix(strings.TrimSpace(out.String()), "PASS") {
+		t.Fatalf("MQTT.js interop failed (%v):\n%s", err, out.String())
+	}
+	t.Logf("MQTT.js:\n%s", out.String())
 }

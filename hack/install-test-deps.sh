@@ -1,16 +1,21 @@
 #!/usr/bin/env bash
-# Installs the Debian packages that the interop tests and benchmarks talk to:
+# Installs what the interop tests and benchmarks talk to: the Debian packages
 # mosquitto (reference broker, mosquitto_passwd), mosquitto-clients
-# (mosquitto_pub/mosquitto_sub) and python3-paho-mqtt. Idempotent: does nothing
-# when everything is already present, so `make test` stays fast on a warm machine.
+# (mosquitto_pub/mosquitto_sub), python3-paho-mqtt, and nodejs with npm, then
+# MQTT.js from the npm registry (hack/mqttjs.sh, into a cache). Idempotent: does
+# nothing when everything is already present, so `make test` stays fast on a
+# warm machine.
 set -euo pipefail
 
 need=()
 command -v mosquitto >/dev/null 2>&1 || [ -x /usr/sbin/mosquitto ] || need+=(mosquitto)
 command -v mosquitto_pub >/dev/null 2>&1 || need+=(mosquitto-clients)
 /usr/bin/python3 -c 'import paho.mqtt' >/dev/null 2>&1 || need+=(python3-paho-mqtt)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 
 if [ ${#need[@]} -eq 0 ]; then
+  "$(dirname "${BASH_SOURCE[0]}")/mqttjs.sh" >/dev/null
   exit 0
 fi
 
@@ -26,3 +31,4 @@ apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # The Debian package starts a system mosquitto on :1883; tests run their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl stop mosquitto >/dev/null 2>&1 || true; fi
 pkill -x mosquitto >/dev/null 2>&1 || true
+"$(dirname "${BASH_SOURCE[0]}")/mqttjs.sh" >/dev/null
