@@ -132,7 +132,7 @@ func brokerStatefulSet(replicas int32) *appsv1.StatefulSet {
 					Containers: []corev1.Container{{
 						Name:            "broker",
 						Image:           brokerImage,
-						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false)},
+						SecurityContext: &corev1.SecurityContext{AllowPrivilegeEscalation: ptr(false), ReadOnlyRootFilesystem: ptr(true)},
 						Command:         []string{"fleetmq-broker", "--config", "/etc/fleetmq/config/broker.yaml"},
 						Env: []corev1.EnvVar{{
 							Name:      "POD_NAME",
@@ -412,6 +412,22 @@ func TestLocalClusterRunsBrokers(t *testing.T) {
 		}
 		if len(want) > 0 {
 			t.Errorf("no %v in /proc/%d/status", want, info.Containers[0].PID)
+		}
+		// readOnlyRootFilesystem: / is read-only in the container's view, its PVC is not.
+		mountinfo, err := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", info.Containers[0].PID))
+		if err != nil {
+			t.Fatal(err)
+		}
+		opts := map[string]string{}
+		for _, line := range strings.Split(string(mountinfo), "\n") {
+			if f := strings.Fields(line); len(f) > 5 {
+				opts[f[4]] = f[5] // mount point -> per-mount options; the last mount wins
+			}
+		}
+		for mp, want := range map[string]string{"/": "ro", "/etc/fleetmq/config": "ro", "/var/lib/fleetmq": "rw"} {
+			if got, _, _ := strings.Cut(opts[mp], ","); got != want {
+				t.Errorf("broker-0 sees %s mounted %q; want %s", mp, opts[mp], want)
+			}
 		}
 		// fsGroup: the ConfigMap's files and the PVC belong to the pod's group, and the
 		// PVC's directories pass the group on to what the broker creates in them.

@@ -405,6 +405,9 @@ func (cs *containerState) sandboxSpec() (*sandboxSpec, error) {
 		WorkingDir: c.WorkingDir,
 		Identity:   identity,
 	}
+	if sc := c.SecurityContext; sc != nil && sc.ReadOnlyRootFilesystem != nil && *sc.ReadOnlyRootFilesystem {
+		spec.ReadOnlyRoot = true
+	}
 	if hostIdx > 0 {
 		spec.Netns = filepath.Join("/run/netns", w.a.c.net.netnsName(hostIdx))
 	}

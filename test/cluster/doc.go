@@ -64,5 +64,6 @@
 // clients are pointed at the apiserver directly and pods find each other through
 // EndpointSlices or pod IPs), DNS, kubectl exec/port-forward/attach, resource limits,
 // image pulling, gRPC probes, and the parts of a security context other than the user,
-// groups, fsGroup, runAsNonRoot and allowPrivilegeEscalation (security.go).
+// groups, fsGroup, runAsNonRoot, allowPrivilegeEscalation and readOnlyRootFilesystem
+// (security.go).
 package cluster

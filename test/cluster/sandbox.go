@@ -25,6 +25,8 @@ import (
 //     the host's filesystem is never written to;
 //   - its own UTS namespace with the pod's hostname;
 //   - the pod's network namespace;
+//   - a read-only view of everything but its writable volumes when the container asks for
+//     readOnlyRootFilesystem;
 //   - the user, groups and no_new_privs flag of the container's security context
 //     (security.go), taken last, after everything that needs root.
 //
@@ -49,7 +51,10 @@ type sandboxSpec struct {
 	Env        []string         `json:"env"`
 	WorkingDir string           `json:"workingDir,omitempty"`
 	Identity   *sandboxIdentity `json:"identity,omitempty"` // nil: run as root
-	ErrorFile  string           `json:"errorFile"`          // where a failure before exec is written
+	// ReadOnlyRoot makes every mount read-only except the writable volumes and the
+	// kernel's /dev, /dev/shm and /proc (readOnlyRootFilesystem).
+	ReadOnlyRoot bool   `json:"readOnlyRoot,omitempty"`
+	ErrorFile    string `json:"errorFile"` // where a failure before exec is written
 }
 
 // sandboxMount bind-mounts Source at Target.
@@ -122,6 +127,11 @@ func enterSandbox(spec *sandboxSpec) error {
 	if err := b.mountAll(); err != nil {
 		return err
 	}
+	if spec.ReadOnlyRoot {
+		if err := readOnlyRoot(spec.Mounts); err != nil {
+			return err
+		}
+	}
 	if spec.Netns != "" {
 		fd, err := unix.Open(spec.Netns, unix.O_RDONLY|unix.O_CLOEXEC, 0)
 		if err != nil {
@@ -160,6 +170,33 @@ func enterSandbox(spec *sandboxSpec) error {
 	}
 	if err := unix.Exec(path, spec.Args, spec.Env); err != nil {
 		return fmt.Errorf("exec %s: %w", spec.Path, err)
+	}
+	return nil
+}
+
+// readOnlyRoot makes the container's whole view of the filesystem read-only, as a
+// readOnlyRootFilesystem container's image is, and then writable again where a container
+// runtime leaves it writable: the writable volumes, and /dev, /dev/shm and /proc. Device
+// files such as /dev/null stay writable on a read-only mount anyway.
+func readOnlyRoot(mounts []sandboxMount) error {
+	ro := unix.MountAttr{Attr_set: unix.MOUNT_ATTR_RDONLY}
+	if err := unix.MountSetattr(-1, "/", unix.AT_RECURSIVE, &ro); err != nil {
+		return fmt.Errorf("make the root filesystem read-only: %w", err)
+	}
+	rw := unix.MountAttr{Attr_clr: unix.MOUNT_ATTR_RDONLY}
+	for _, p := range []string{"/dev", "/dev/shm", "/proc"} {
+		// EINVAL: not a mount point on this host; it is then part of the root.
+		if err := unix.MountSetattr(-1, p, 0, &rw); err != nil && !errors.Is(err, unix.EINVAL) && !errors.Is(err, unix.ENOENT) {
+			return fmt.Errorf("make %s writable again: %w", p, err)
+		}
+	}
+	for _, m := range mounts {
+		if m.ReadOnly {
+			continue
+		}
+		if err := unix.MountSetattr(-1, m.Target, unix.AT_RECURSIVE, &rw); err != nil {
+			return fmt.Errorf("make the volume at %s writable again: %w", m.Target, err)
+		}
 	}
 	return nil
 }

@@ -19,6 +19,8 @@ import (
 //   - runAsNonRoot: a container that would run as root is not started
 //     (CreateContainerConfigError, with the kubelet's message);
 //   - allowPrivilegeEscalation: false sets no_new_privs;
+//   - readOnlyRootFilesystem: everything the container sees is read-only except its
+//     writable volumes, /dev, /dev/shm and /proc (sandbox.go);
 //   - fsGroup: Secret, ConfigMap, downward API, projected, emptyDir and PVC volumes are
 //     group-owned by it, with group read (and write, for writable volumes) added to their
 //     modes and the setgid bit on their directories, as the kubelet's SetVolumeOwnership
@@ -26,8 +28,8 @@ import (
 //     directory's group or mode is not yet right.
 //
 // A container that sets none of these runs as root, as a container whose image names no
-// user does. Capabilities, seccomp and a read-only root filesystem are not applied: the
-// container sees the host's filesystem, not an image.
+// user does. Capabilities (beyond those a non-root user lacks anyway) and seccomp are not
+// applied, and the container sees the host's filesystem, not an image.
 
 // sandboxIdentity is who a container's process runs as.
 type sandboxIdentity struct {

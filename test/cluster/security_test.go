@@ -173,3 +173,35 @@ func TestFSGroupOnWritableVolumes(t *testing.T) {
 		t.Errorf("the Always policy did not walk the volume")
 	}
 }
+
+// TestSandboxReadOnlyRoot: with readOnlyRootFilesystem a container can write its writable
+// volumes, /dev/null and /dev/shm, and nothing else: not /tmp, not a read-only volume.
+func TestSandboxReadOnlyRoot(t *testing.T) {
+	requireRoot(t)
+	data := t.TempDir()
+	config := t.TempDir()
+	try := func(path string) string {
+		return "if ( : > " + path + " ) 2>/dev/null; then echo " + path + "=rw; else echo " + path + "=ro; fi; "
+	}
+	out, err := runSandbox(t, sandboxSpec{
+		Mounts: []sandboxMount{
+			{Source: data, Target: "/var/lib/fleetmq-sandbox-test"},
+			{Source: config, Target: "/etc/fleetmq-sandbox-test", ReadOnly: true},
+		},
+		Path: "/bin/sh",
+		Args: []string{"sh", "-c", try("/var/lib/fleetmq-sandbox-test/state") + try("/dev/null") + try("/dev/shm/fleetmq-sandbox-test") +
+			try("/tmp/fleetmq-sandbox-test") + try("/etc/fleetmq-sandbox-test/x") + "rm -f /dev/shm/fleetmq-sandbox-test"},
+		Env:          []string{"PATH=" + defaultPath},
+		ReadOnlyRoot: true,
+	})
+	if err != nil {
+		t.Fatalf("sandbox run failed: %v\n%s", err, out)
+	}
+	want := "/var/lib/fleetmq-sandbox-test/state=rw /dev/null=rw /dev/shm/fleetmq-sandbox-test=rw /tmp/fleetmq-sandbox-test=ro /etc/fleetmq-sandbox-test/x=ro"
+	if got := strings.Join(strings.Fields(out), " "); got != want {
+		t.Fatalf("writable paths:\n%s\nwant\n%s", got, want)
+	}
+	if _, err := os.Stat("/tmp/fleetmq-sandbox-test"); !os.IsNotExist(err) {
+		t.Errorf("the container wrote to the host's /tmp")
+	}
+}
