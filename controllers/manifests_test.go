@@ -18,6 +18,7 @@ import (
 	. "github.com/onsi/gomega"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -171,6 +172,30 @@ var _ = Describe("Install manifests: the Helm chart and kustomize config/default
 			deploy = renderedDeployment(renderChart(helm, helmNS, "brokerImage=registry.example/broker:1"), chartRelease)
 			Expect(deploy.Spec.Template.Spec.Containers[0].Args).To(ContainElement("--broker-image=registry.example/broker:1"))
 		})
+
+		It("limits the operator to watchNamespaces with a Role in each instead of a ClusterRole", func(sctx SpecContext) {
+			objs := renderChart(helm, helmNS, "watchNamespaces={"+helmNS+"}")
+			name := chartRelease + "-manager"
+			Expect(findManifest(objs, "ClusterRole", name)).To(BeNil(), "a manager ClusterRole is rendered although watchNamespaces is set")
+			Expect(findManifest(objs, "ClusterRoleBinding", name)).To(BeNil())
+			role := findManifest(objs, "Role", name)
+			Expect(role).NotTo(BeNil())
+			Expect(role.GetNamespace()).To(Equal(helmNS))
+			generated, err := os.ReadFile(filepath.Join("..", "config", "rbac", "role.yaml"))
+			Expect(err).NotTo(HaveOccurred())
+			var manager rbacv1.ClusterRole
+			Expect(yaml.Unmarshal(generated, &manager)).To(Succeed())
+			var rendered rbacv1.Role
+			Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(role.Object, &rendered)).To(Succeed())
+			Expect(rendered.Rules).To(Equal(manager.Rules), "the Role's rules differ from config/rbac/role.yaml")
+			binding := findManifest(objs, "RoleBinding", name)
+			Expect(binding).NotTo(BeNil())
+			Expect(binding.GetNamespace()).To(Equal(helmNS))
+			Expect(renderedDeployment(objs, chartRelease).Spec.Template.Spec.Containers[0].Args).To(ContainElement("--watch-namespaces=" + helmNS))
+			Expect(checkManifestReferences(objs)).To(BeEmpty())
+			Expect(dryRun.apply(sctx, objs, "monitoring.coreos.com")).To(BeEmpty())
+			expectOperatorAcceptsArgs(sctx, operatorBin, objs)
+		}, NodeTimeout(manifestStepTimeout))
 
 		It("refuses more than one replica without leader election", func(sctx SpecContext) {
 			_, stderr, err := helmTemplate(sctx, helm, helmNS, "replicaCount=2", "leaderElection.enabled=false")

@@ -15,14 +15,19 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/validation"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
 	"k8s.io/client-go/rest"
 	ctrl "sigs.k8s.io/controller-runtime"
+	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client/config"
+	ctrlconfig "sigs.k8s.io/controller-runtime/pkg/config"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 	"sigs.k8s.io/controller-runtime/pkg/metrics/filters"
@@ -37,6 +42,11 @@ import (
 // holds both binaries. A release build sets the version with -ldflags
 // "-X github.com/fleetmq/fleetmq/broker.Version=<version>".
 var defaultBrokerImage = "ghcr.io/fleetmq/fleetmq:" + broker.Version
+
+// skipControllerNameValidation turns off controller-runtime's check that no two
+// controllers of the process share a name, which the tests need to run the operator more
+// than once in one process. The operator itself runs one manager.
+var skipControllerNameValidation = false
 
 // leaderElectionID names the Lease that replicas of the operator compete for.
 const leaderElectionID = "fleetmq-operator.mqtt.fleetmq.io"
@@ -58,6 +68,7 @@ type options struct {
 	leaderElectionNS string
 	brokerImage      string
 	concurrency      int
+	watchNamespaces  []string // empty: every namespace
 	zap              zap.Options
 }
 
@@ -82,6 +93,22 @@ func parseFlags(args []string, stderr io.Writer) (*options, error) {
 		"image of the broker pods of MQTTBrokers that set no spec.image")
 	fs.IntVar(&o.concurrency, "max-concurrent-reconciles", 4,
 		"how many MQTTBrokers (and, separately, MQTTUsers) are reconciled at once")
+	fs.Func("watch-namespaces",
+		"comma-separated namespaces whose MQTTBrokers and MQTTUsers the operator manages (default: every namespace); "+
+			"limited to namespaces, it needs its manager rules as a Role in each of them instead of a ClusterRole",
+		func(v string) error {
+			o.watchNamespaces = nil
+			for ns := range strings.SplitSeq(v, ",") {
+				ns = strings.TrimSpace(ns)
+				if errs := validation.IsDNS1123Label(ns); len(errs) > 0 {
+					return fmt.Errorf("namespace %q: %s", ns, strings.Join(errs, "; "))
+				}
+				if !slices.Contains(o.watchNamespaces, ns) {
+					o.watchNamespaces = append(o.watchNamespaces, ns)
+				}
+			}
+			return nil
+		})
 	config.RegisterFlags(fs) // --kubeconfig
 	o.zap = zap.Options{Development: false}
 	o.zap.BindFlags(fs)
@@ -120,7 +147,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	log.Info("Starting the manager", "host", cfg.Host, "brokerImage", o.brokerImage, "leaderElection", o.leaderElect)
+	watching := "all"
+	if len(o.watchNamespaces) > 0 {
+		watching = strings.Join(o.watchNamespaces, ",")
+	}
+	log.Info("Starting the manager", "host", cfg.Host, "brokerImage", o.brokerImage, "leaderElection", o.leaderElect, "namespaces", watching)
 	if err := mgr.Start(ctx); err != nil {
 		return fmt.Errorf("run the manager: %w", err)
 	}
@@ -142,11 +173,21 @@ func newManager(cfg *rest.Config, o *options) (ctrl.Manager, error) {
 	if !o.enableHTTP2 {
 		metrics.TLSOpts = append(metrics.TLSOpts, func(c *tls.Config) { c.NextProtos = []string{"http/1.1"} })
 	}
+	// Secrets the operator does not manage are cached without their data.
+	cacheOptions := controllers.CacheOptions()
+	if len(o.watchNamespaces) > 0 {
+		// Every informer lists and watches these namespaces only, so namespaced Roles
+		// are all the operator needs.
+		cacheOptions.DefaultNamespaces = make(map[string]cache.Config, len(o.watchNamespaces))
+		for _, ns := range o.watchNamespaces {
+			cacheOptions.DefaultNamespaces[ns] = cache.Config{}
+		}
+	}
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
-		Scheme: scheme,
-		// Secrets the operator does not manage are cached without their data.
-		Cache:                   controllers.CacheOptions(),
+		Scheme:                  scheme,
+		Cache:                   cacheOptions,
 		Metrics:                 metrics,
+		Controller:              ctrlconfig.Controller{SkipNameValidation: &skipControllerNameValidation},
 		HealthProbeBindAddress:  o.probeAddr,
 		LeaderElection:          o.leaderElect,
 		LeaderElectionID:        leaderElectionID,

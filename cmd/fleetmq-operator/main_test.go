@@ -18,6 +18,7 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
@@ -26,9 +27,13 @@ import (
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
+	"sigs.k8s.io/yaml"
 
 	mqttv1alpha1 "github.com/fleetmq/fleetmq/api/v1alpha1"
 )
+
+// The tests run the operator more than once in this process.
+func init() { skipControllerNameValidation = true }
 
 func TestParseFlagsDefaults(t *testing.T) {
 	o, err := parseFlags(nil, io.Discard)
@@ -65,6 +70,19 @@ func TestParseFlags(t *testing.T) {
 	}
 }
 
+func TestParseFlagsWatchNamespaces(t *testing.T) {
+	o, err := parseFlags([]string{"--watch-namespaces=team-a, team-b,team-a"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(o.watchNamespaces, ",") != "team-a,team-b" {
+		t.Errorf("namespaces %q, want team-a and team-b once each", o.watchNamespaces)
+	}
+	if o, _ := parseFlags(nil, io.Discard); len(o.watchNamespaces) != 0 {
+		t.Errorf("default namespaces %q, want none (every namespace)", o.watchNamespaces)
+	}
+}
+
 func TestParseFlagsRejects(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
@@ -74,6 +92,8 @@ func TestParseFlagsRejects(t *testing.T) {
 		{[]string{"--max-concurrent-reconciles=0"}, "--max-concurrent-reconciles must be at least 1"},
 		{[]string{"run"}, "fleetmq-operator takes flags only"},
 		{[]string{"--metrics-addr=:8080"}, "flag provided but not defined"},
+		{[]string{"--watch-namespaces=team-a,Team_B"}, `namespace "Team_B"`},
+		{[]string{"--watch-namespaces="}, `namespace ""`},
 	} {
 		_, err := parseFlags(tc.args, io.Discard)
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -87,38 +107,8 @@ func TestParseFlagsRejects(t *testing.T) {
 // to an authorized scraper only, reconciles an MQTTBroker with the --broker-image value, and
 // stops cleanly when cancelled.
 func TestRunAgainstKubeconfig(t *testing.T) {
-	assets := os.Getenv("KUBEBUILDER_ASSETS")
-	if assets == "" {
-		t.Skip("KUBEBUILDER_ASSETS is unset: run with KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh) to start an API server")
-	}
-	env := &envtest.Environment{
-		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
-		ErrorIfCRDPathMissing: true,
-		BinaryAssetsDirectory: assets,
-	}
-	cfg, err := env.Start()
-	if err != nil {
-		t.Fatalf("start the API server: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := env.Stop(); err != nil {
-			t.Errorf("stop the API server: %v", err)
-		}
-	})
-
-	admin, err := env.AddUser(envtest.User{Name: "operator-test", Groups: []string{"system:masters"}}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kubeconfig, err := admin.KubeConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "kubeconfig")
-	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	t.Setenv("KUBECONFIG", path)
+	env, cfg := startAPIServer(t)
+	useKubeconfigOf(t, env, envtest.User{Name: "operator-test", Groups: []string{"system:masters"}})
 
 	metricsAddr, probeAddr := freeAddr(t), freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -138,13 +128,7 @@ func TestRunAgainstKubeconfig(t *testing.T) {
 		t.Errorf("/healthz answered %d", s)
 	}
 
-	scheme := runtime.NewScheme()
-	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
-	utilruntime.Must(mqttv1alpha1.AddToScheme(scheme))
-	c, err := client.New(cfg, client.Options{Scheme: scheme})
-	if err != nil {
-		t.Fatal(err)
-	}
+	c := adminClient(t, cfg)
 	b := &mqttv1alpha1.MQTTBroker{}
 	b.Namespace, b.Name = "default", "fleet"
 	if err := c.Create(ctx, b); err != nil {
@@ -181,6 +165,135 @@ func TestRunAgainstKubeconfig(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("the manager did not stop within 30s of cancellation")
 	}
+}
+
+// TestRunWithNamespacedRBAC runs the operator limited to one namespace as a user whose
+// only permissions are the manager rules of config/rbac/role.yaml as a Role there: it
+// starts, reconciles an MQTTBroker in its namespace without a single forbidden request,
+// and leaves one in another namespace alone.
+func TestRunWithNamespacedRBAC(t *testing.T) {
+	env, cfg := startAPIServer(t)
+	c := adminClient(t, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+
+	data, err := os.ReadFile(filepath.Join("..", "..", "config", "rbac", "role.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var manager rbacv1.ClusterRole
+	if err := yaml.Unmarshal(data, &manager); err != nil || len(manager.Rules) == 0 {
+		t.Fatalf("config/rbac/role.yaml: %v (%d rules)", err, len(manager.Rules))
+	}
+	const user = "scoped-operator"
+	for _, obj := range []client.Object{
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-a"}},
+		&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "team-b"}},
+		&rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "fleetmq-manager"}, Rules: manager.Rules},
+		&rbacv1.RoleBinding{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "team-a", Name: "fleetmq-manager"},
+			RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "fleetmq-manager"},
+			Subjects:   []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: rbacv1.UserKind, Name: user}},
+		},
+	} {
+		if err := c.Create(ctx, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	useKubeconfigOf(t, env, envtest.User{Name: user})
+
+	probeAddr := freeAddr(t)
+	var logs syncBuffer
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, []string{"--watch-namespaces=team-a", "--metrics-bind-address=0", "--health-probe-bind-address=" + probeAddr}, &logs)
+	}()
+	waitFor(t, done, &logs, "/readyz to answer 200", func() bool { return httpStatus("http://"+probeAddr+"/readyz") == http.StatusOK })
+
+	for _, ns := range []string{"team-b", "team-a"} { // team-b first: it has had its chance when team-a is done
+		b := &mqttv1alpha1.MQTTBroker{}
+		b.Namespace, b.Name = ns, "fleet"
+		if err := c.Create(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, done, &logs, "the StatefulSet of MQTTBroker team-a/fleet", func() bool {
+		return c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "fleet"}, &appsv1.StatefulSet{}) == nil
+	})
+	waitFor(t, done, &logs, "MQTTBroker team-a/fleet's status", func() bool {
+		b := &mqttv1alpha1.MQTTBroker{}
+		return c.Get(ctx, client.ObjectKey{Namespace: "team-a", Name: "fleet"}, b) == nil && len(b.Status.Conditions) > 0
+	})
+	if err := c.Get(ctx, client.ObjectKey{Namespace: "team-b", Name: "fleet"}, &appsv1.StatefulSet{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the StatefulSet of team-b/fleet: %v; want none, team-b is not watched", err)
+	}
+	if b := (&mqttv1alpha1.MQTTBroker{}); c.Get(ctx, client.ObjectKey{Namespace: "team-b", Name: "fleet"}, b) == nil && len(b.Status.Conditions) > 0 {
+		t.Errorf("team-b/fleet has status %v; want none", b.Status.Conditions)
+	}
+	if log := logs.String(); strings.Contains(log, "forbidden") {
+		t.Errorf("the operator made forbidden requests:\n%s", log)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("run returned %v after cancellation, want nil", err)
+	}
+}
+
+// startAPIServer starts kube-apiserver and etcd with the CRDs installed, stopped when the
+// test ends.
+func startAPIServer(t *testing.T) (*envtest.Environment, *rest.Config) {
+	t.Helper()
+	assets := os.Getenv("KUBEBUILDER_ASSETS")
+	if assets == "" {
+		t.Skip("KUBEBUILDER_ASSETS is unset: run with KUBEBUILDER_ASSETS=$(hack/kube-binaries.sh) to start an API server")
+	}
+	env := &envtest.Environment{
+		CRDDirectoryPaths:     []string{filepath.Join("..", "..", "config", "crd", "bases")},
+		ErrorIfCRDPathMissing: true,
+		BinaryAssetsDirectory: assets,
+	}
+	cfg, err := env.Start()
+	if err != nil {
+		t.Fatalf("start the API server: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := env.Stop(); err != nil {
+			t.Errorf("stop the API server: %v", err)
+		}
+	})
+	return env, cfg
+}
+
+// useKubeconfigOf points KUBECONFIG, where the operator finds its cluster, at a kubeconfig
+// of a new user of env.
+func useKubeconfigOf(t *testing.T, env *envtest.Environment, u envtest.User) {
+	t.Helper()
+	user, err := env.AddUser(u, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kubeconfig, err := user.KubeConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "kubeconfig")
+	if err := os.WriteFile(path, kubeconfig, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("KUBECONFIG", path)
+}
+
+// adminClient is a client with envtest's admin credentials, for the test's own requests.
+func adminClient(t *testing.T, cfg *rest.Config) client.Client {
+	t.Helper()
+	scheme := runtime.NewScheme()
+	utilruntime.Must(clientgoscheme.AddToScheme(scheme))
+	utilruntime.Must(mqttv1alpha1.AddToScheme(scheme))
+	c, err := client.New(cfg, client.Options{Scheme: scheme})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }
 
 // freeAddr returns a 127.0.0.1 address with a port nothing listens on.
