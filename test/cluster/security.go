@@ -131,23 +131,28 @@ func applyFSGroup(dir string, gid int, policy *corev1.PodFSGroupChangePolicy) er
 }
 
 // setGroupOwnership makes p group-owned by gid and adds mask (plus the setgid and search
-// bits for a directory) to its mode. Symlinks change owner only.
+// bits for a directory) to its mode. Symlinks change owner only. What is already right is
+// left untouched: even a chown to the same group is an attribute change that the broker's
+// file watcher sees.
 func setGroupOwnership(p string, d fs.DirEntry, gid int, mask os.FileMode) error {
-	if err := os.Lchown(p, -1, gid); err != nil {
-		return err
-	}
-	if d.Type()&fs.ModeSymlink != 0 {
-		return nil
-	}
 	info, err := d.Info()
 	if err != nil {
 		return err
 	}
-	mode := info.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSetuid|os.ModeSticky) | mask
+	if g, ok := statGID(info); !ok || g != gid {
+		if err := os.Lchown(p, -1, gid); err != nil {
+			return err
+		}
+	}
+	if d.Type()&fs.ModeSymlink != 0 {
+		return nil
+	}
+	const bits = os.ModePerm | os.ModeSetgid | os.ModeSetuid | os.ModeSticky
+	mode := info.Mode()&bits | mask
 	if d.IsDir() {
 		mode |= os.ModeSetgid | fsGroupExecMask
 	}
-	if mode == info.Mode()&(os.ModePerm|os.ModeSetgid|os.ModeSetuid|os.ModeSticky) {
+	if mode == info.Mode()&bits {
 		return nil
 	}
 	return os.Chmod(p, mode)

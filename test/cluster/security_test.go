@@ -1,13 +1,17 @@
 package cluster
 
 import (
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"golang.org/x/sys/unix"
 )
 
 func TestContainerIdentityFollowsTheSecurityContext(t *testing.T) {
@@ -203,5 +207,38 @@ func TestSandboxReadOnlyRoot(t *testing.T) {
 	}
 	if _, err := os.Stat("/tmp/fleetmq-sandbox-test"); !os.IsNotExist(err) {
 		t.Errorf("the container wrote to the host's /tmp")
+	}
+}
+
+// An unchanged payload under fsGroup touches nothing, not even an attribute: the broker's
+// file watcher would see a chown to the same group as a change.
+func TestWriteAtomicWithFSGroupLeavesAnUnchangedVolumeAlone(t *testing.T) {
+	requireRoot(t)
+	dir := filepath.Join(t.TempDir(), "users")
+	payload := map[string]volumeFile{"passwords": {Data: []byte("u:$7$x\n"), Mode: 0o440}}
+	if _, err := writeAtomic(dir, payload, 65532); err != nil {
+		t.Fatal(err)
+	}
+	ctimes := func() map[string]unix.Timespec {
+		out := map[string]unix.Timespec{}
+		_ = filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+			var st unix.Stat_t
+			if err == nil && unix.Lstat(p, &st) == nil {
+				out[p] = st.Ctim
+			}
+			return err
+		})
+		return out
+	}
+	before := ctimes()
+	time.Sleep(20 * time.Millisecond) // so that a change would show in the ctime
+	changed, err := writeAtomic(dir, payload, 65532)
+	if err != nil || changed {
+		t.Fatalf("second write: changed=%v err=%v", changed, err)
+	}
+	for p, c := range ctimes() {
+		if before[p] != c {
+			t.Errorf("%s was touched by a write of the same payload", p)
+		}
 	}
 }
