@@ -63,6 +63,7 @@ type conn struct {
 
 	// Set while handling CONNECT, read-only afterwards.
 	version         packet.Version
+	bridge          bool // another broker's bridge (packet.Connect.Bridge)
 	clientID        string
 	username        string
 	keepAlive       time.Duration // 0 disables the read deadline
@@ -458,7 +459,7 @@ func (c *conn) handshake() error {
 		c.refuse(rc, err.Error())
 		return fmt.Errorf("%w: invalid CONNECT: %v", errClientGone, err)
 	}
-	c.version = cp.Version
+	c.version, c.bridge = cp.Version, cp.Bridge
 	return c.srv.connect(c, cp)
 }
 
@@ -734,6 +735,13 @@ func (c *conn) subscribeOne(sub packet.Subscription, subID uint32, maxLen, maxLe
 		RetainAsPublished: sub.RetainAsPublished,
 		RetainHandling:    sub.RetainHandling,
 		SubscriptionID:    subID,
+	}
+	if c.bridge && !shared {
+		// A 3.1.1 bridge cannot ask for these options; its bridge bit means
+		// them, as in Mosquitto and EMQX. What it published is not sent back
+		// (it would loop between the two brokers), and retain flags arrive
+		// as published, so that what it forwards stays retained over there.
+		opts.NoLocal, opts.RetainAsPublished = true, true
 	}
 	existed := c.srv.subscribe(c.sess, sub.Filter, opts)
 	// Retained messages are not sent to shared subscriptions [MQTT-4.8.2-?];

@@ -505,7 +505,7 @@ func (srv *Server) attach(c *conn, cleanStart bool, expiry uint32, ack *packet.C
 	srv.mu.Unlock()
 
 	srv.stats.ClientsConnected.Add(1)
-	c.debug("Client connected", "version", c.version.String(), "username", c.username,
+	c.debug("Client connected", "version", c.version.String(), "bridge", c.bridge, "username", c.username,
 		"cleanStart", cleanStart, "sessionPresent", ack.SessionPresent, "keepAlive", c.keepAlive)
 	if old != nil {
 		c.logger().Info("Session taken over by a new connection")

@@ -281,6 +281,7 @@ func TestEncodeRefusesInvalidPackets(t *testing.T) {
 		{"CONNACK session present on refusal", V311, &Connack{SessionPresent: true, ReasonCode: NotAuthorized}, ProtocolError},
 		{"CONNECT unknown level", 0, &Connect{Version: 7}, UnsupportedProtocolVersion},
 		{"CONNECT MQIsdp level 5", 0, &Connect{ProtocolName: "MQIsdp", Version: V5}, UnsupportedProtocolVersion},
+		{"v5 CONNECT with the bridge bit", V5, &Connect{Bridge: true}, UnsupportedProtocolVersion},
 		{"CONNECT will QoS 3", V311, &Connect{WillFlag: true, WillQoS: 3, WillTopic: "t"}, MalformedPacket},
 		{"CONNECT will retain without will", V311, &Connect{WillRetain: true}, MalformedPacket},
 		{"CONNECT will without topic", V311, &Connect{WillFlag: true}, TopicNameInvalid},

@@ -18,6 +18,9 @@ func supportedProtocol(name string, level Version) bool {
 	return false
 }
 
+// bridgeBit marks a bridge in the protocol level of a 3.1 or 3.1.1 CONNECT.
+const bridgeBit = 0x80
+
 // PacketType returns CONNECT.
 func (*Connect) PacketType() Type { return CONNECT }
 
@@ -46,6 +49,10 @@ func (p *Connect) Decode(fh FixedHeader, body []byte) error {
 		return err
 	}
 	p.Version = Version(level)
+	if level&bridgeBit != 0 && Version(level&^bridgeBit) != V5 {
+		// A bridge of 3.1 or 3.1.1 (not in the specification; see Connect.Bridge).
+		p.Version, p.Bridge = Version(level&^bridgeBit), true
+	}
 	// Comparing before converting keeps the common names from allocating.
 	switch string(name) {
 	case ProtocolMQTT:
@@ -174,6 +181,9 @@ func (p *Connect) Encode(dst []byte, v Version) ([]byte, error) {
 		return dst, Errorf(UnsupportedProtocolVersion, "encode CONNECT: protocol %q level %d is not supported", name, byte(level))
 	}
 	v5 := level == V5
+	if p.Bridge && v5 {
+		return dst, Errorf(UnsupportedProtocolVersion, "encode CONNECT: MQTT 5 has no bridge bit; bridges use the No Local and Retain As Published subscription options")
+	}
 	if p.WillQoS > 2 {
 		return dst, Errorf(MalformedPacket, "encode CONNECT: will QoS %d", p.WillQoS)
 	}
@@ -250,7 +260,11 @@ func (p *Connect) Encode(dst []byte, v Version) ([]byte, error) {
 
 	dst = appendHeader(dst, byte(CONNECT)<<4, n)
 	dst = appendString(dst, name)
-	dst = append(dst, byte(level), flags)
+	wireLevel := byte(level)
+	if p.Bridge {
+		wireLevel |= bridgeBit
+	}
+	dst = append(dst, wireLevel, flags)
 	dst = appendUint16(dst, p.KeepAlive)
 	if v5 {
 		dst = p.Properties.appendProperties(dst, propLen)

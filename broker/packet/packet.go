@@ -160,11 +160,16 @@ type Properties struct {
 // Connect is the CONNECT packet.
 type Connect struct {
 	ProtocolName string  // "MQTT", or "MQIsdp" for 3.1
-	Version      Version // protocol level
-	CleanStart   bool    // Clean Start (v5) / Clean Session (v3)
-	KeepAlive    uint16  // seconds
-	Properties   Properties
-	ClientID     string
+	Version      Version // protocol level, without the bridge bit
+	// Bridge is the bridge bit (0x80) of a 3.1 or 3.1.1 protocol level: the client is
+	// another broker's bridge (Mosquitto's try_private, EMQX's bridge mode), which
+	// expects not to be sent back what it published and to see retain flags as
+	// published. Not part of MQTT 5, whose subscription options say the same.
+	Bridge     bool
+	CleanStart bool   // Clean Start (v5) / Clean Session (v3)
+	KeepAlive  uint16 // seconds
+	Properties Properties
+	ClientID   string
 
 	WillFlag       bool
 	WillQoS        byte

@@ -72,6 +72,30 @@ var vectors = []vector{
 		want: &Connect{ProtocolName: "MQTT", Version: V311},
 	},
 	{
+		name: "v311 CONNECT from a bridge", v: V311, exact: true,
+		raw: []byte{
+			0x10, 0x12, // CONNECT, remaining length 18
+			0x00, 0x04, 'M', 'Q', 'T', 'T', // protocol name
+			0x84,       // level 4 with the bridge bit (Mosquitto's try_private)
+			0x02,       // clean session
+			0x00, 0x3C, // keep alive 60 s
+			0x00, 0x06, 'e', 'd', 'g', 'e', '.', '1', // client identifier "edge.1"
+		},
+		want: &Connect{ProtocolName: "MQTT", Version: V311, Bridge: true, CleanStart: true, KeepAlive: 60, ClientID: "edge.1"},
+	},
+	{
+		name: "v31 CONNECT from a bridge", v: V31, exact: true,
+		raw: []byte{
+			0x10, 0x10, // CONNECT, remaining length 16
+			0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', // protocol name "MQIsdp"
+			0x83,       // level 3 with the bridge bit
+			0x00,       // no flags
+			0x00, 0x1E, // keep alive 30 s
+			0x00, 0x02, 'b', '1', // client identifier "b1"
+		},
+		want: &Connect{ProtocolName: "MQIsdp", Version: V31, Bridge: true, KeepAlive: 30, ClientID: "b1"},
+	},
+	{
 		name: "v31 CONNECT", v: V31, exact: true,
 		raw: []byte{
 			0x10, 0x11, // CONNECT, remaining length 17
@@ -617,6 +641,13 @@ var malformedVectors = []malformedVector{
 	}, UnsupportedProtocolVersion},
 	{"CONNECT level 6", V5, []byte{
 		0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x06, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00,
+	}, UnsupportedProtocolVersion},
+	{"CONNECT level 5 with the bridge bit", V5, []byte{
+		// MQTT 5 has no bridge bit: 0x85 is an unknown level.
+		0x10, 0x0D, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x85, 0x02, 0x00, 0x00, 0x00, 0x00, 0x00,
+	}, UnsupportedProtocolVersion},
+	{"CONNECT level 6 with the bridge bit", V311, []byte{
+		0x10, 0x0C, 0x00, 0x04, 'M', 'Q', 'T', 'T', 0x86, 0x02, 0x00, 0x00, 0x00, 0x00,
 	}, UnsupportedProtocolVersion},
 	{"CONNECT MQIsdp level 4", V311, []byte{
 		0x10, 0x0E, 0x00, 0x06, 'M', 'Q', 'I', 's', 'd', 'p', 0x04, 0x02, 0x00, 0x00, 0x00, 0x00,
