@@ -69,7 +69,15 @@ func TestBridgeBitMeansNoLocalAndRetainAsPublished(t *testing.T) {
 //     the edge, for edge clients that connect later;
 //   - loop/# goes both ways: a message published at the edge comes back to
 //     the edge's subscribers once, not again through the bridge.
+//
+// With MQTT 5 the bridge asks for the same with subscription options.
 func TestInteropMosquittoBridge(t *testing.T) {
+	for _, version := range []string{"mqttv311", "mqttv50"} {
+		t.Run(version, func(t *testing.T) { testMosquittoBridge(t, version) })
+	}
+}
+
+func testMosquittoBridge(t *testing.T, version string) {
 	mosquitto := mosquittoBroker(t)
 	b := startBroker(t)
 	host, port := brokerHostPort(t, b)
@@ -83,11 +91,11 @@ log_dest stderr
 connection central
 address %s:%s
 remote_clientid edge-bridge
-bridge_protocol_version mqttv311
+bridge_protocol_version %s
 topic factory/# out 1
 topic cmd/# in 1
 topic loop/# both 1
-`, edgePort, host, port), 0o644)
+`, edgePort, host, port, version), 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}

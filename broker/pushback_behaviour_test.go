@@ -51,45 +51,57 @@ func TestClientThatDoesNotReadItsAcksIsPushedBack(t *testing.T) {
 	}
 	size := len(one)
 	buf := make([]byte, 0, batch*size)
+	var pending []byte // the unwritten rest of the current batch
 	var written int64
+	received := &b.Stats().MessagesReceived[1]
+	// settled waits until the broker has handled nothing new for a second
+	// and returns how many of the flooder's messages it handled.
+	settled := func() int64 {
+		handled := received.Load()
+		for stable := 0; stable < 4; {
+			time.Sleep(250 * time.Millisecond)
+			if now := received.Load(); now == handled {
+				stable++
+			} else {
+				handled, stable = now, 0
+			}
+		}
+		return handled
+	}
 	const maxMessages = 4_000_000 // far more than socket buffers and the ack bound hold
-	pushedBack := false
-	for sent := 0; sent < maxMessages; sent += batch {
-		buf = buf[:0]
-		for i := range batch {
-			pub.PacketID = uint16((sent+i)%65535 + 1)
-			buf, _ = pub.Encode(buf, packet.V311)
+	var messages int
+	var handled int64
+	for sent := 0; ; {
+		if len(pending) == 0 {
+			if sent >= maxMessages {
+				t.Fatalf("the broker read %d QoS 1 messages from a client that reads none of its PUBACKs and never pushed back", sent)
+			}
+			buf = buf[:0]
+			for i := range batch {
+				pub.PacketID = uint16((sent+i)%65535 + 1)
+				buf, _ = pub.Encode(buf, packet.V311)
+			}
+			pending, sent = buf, sent+batch
 		}
 		_ = nc.SetWriteDeadline(time.Now().Add(time.Second))
-		n, err := nc.Write(buf)
+		n, err := nc.Write(pending)
 		written += int64(n)
-		if errors.Is(err, os.ErrDeadlineExceeded) {
-			pushedBack = true
-			break
-		}
-		if err != nil {
+		pending = pending[n:]
+		if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
 			t.Fatalf("write after %d messages: %v", written/int64(size), err)
 		}
-	}
-	messages := int(written / int64(size))
-	if !pushedBack {
-		t.Fatalf("the broker read %d QoS 1 messages from a client that reads none of its PUBACKs and never pushed back", messages)
-	}
-	// A write that blocked may only mean a busy broker. Held back, the broker
-	// handles no more of this client's messages although many wait in its
-	// socket; a broker that merely fell behind would handle them all.
-	received := &b.Stats().MessagesReceived[1]
-	var handled int64
-	for stable := 0; stable < 4; {
-		time.Sleep(250 * time.Millisecond)
-		if now := received.Load(); now == handled {
-			stable++
-		} else {
-			handled, stable = now, 0
+		if err == nil {
+			continue
 		}
-	}
-	if handled >= int64(messages) {
-		t.Fatalf("the broker handled all %d messages of a client that reads none of its PUBACKs: it queued every acknowledgement instead of pushing back", messages)
+		// A write that blocked may only mean a busy broker (a loaded
+		// machine, the race detector). Held back, the broker handles no
+		// more of this client's messages although many wait in its socket;
+		// a broker that merely fell behind catches up with all of them.
+		messages = int(written / int64(size))
+		if handled = settled(); handled < int64(messages) {
+			break
+		}
+		t.Logf("a write blocked after %d messages, but the broker then handled them all: it was busy; flooding on", messages)
 	}
 	t.Logf("sent %d messages (%d bytes) before the client's writes blocked; the broker stopped at %d", messages, written, handled)
 
