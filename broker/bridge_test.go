@@ -167,6 +167,25 @@ topic loop/# both 1
 		}
 	})
 
+	// Last: it stops the edge.
+	defer t.Run("the bridge's state on the central broker", func(t *testing.T) {
+		// Mosquitto's bridge notifications: retained 1 once connected, and
+		// its will sets 0 when the connection is lost.
+		watch, _ := connectRaw(t, b.Addr, &packet.Connect{Version: packet.V311, ClientID: uniqueID("bridge-watch"), CleanStart: true})
+		watch.subscribe(1, 0, rawSub("$SYS/broker/connection/edge-bridge/state", 1))
+		if p := watch.expectPublish(); string(p.Payload) != "1" || !p.Retain {
+			t.Fatalf("bridge state %q retain=%v; want a retained 1", p.Payload, p.Retain)
+		}
+		_ = cmd.Process.Kill()
+		p := watch.expectPublish()
+		if string(p.Payload) != "0" {
+			t.Fatalf("bridge state after the edge died: %q; want 0", p.Payload)
+		}
+		if p.QoS > 0 {
+			watch.ack(packet.PUBACK, p.PacketID)
+		}
+	})
+
 	t.Run("no loop back to the edge", func(t *testing.T) {
 		sub := startMosquittoSub(t, edge, "%t|%p", "-t", "loop/#")
 		seen, _ := connectRaw(t, b.Addr, &packet.Connect{Version: packet.V311, ClientID: uniqueID("central-loop"), CleanStart: true})
@@ -187,6 +206,33 @@ topic loop/# both 1
 			t.Fatalf("the edge subscriber got %q; want the message once", got)
 		}
 	})
+}
+
+// $SYS belongs to the broker: a client publishes there neither directly nor
+// through its will, except for its own bridge state, which a central broker
+// keeps so that one can see which edge bridges are up.
+func TestSysTopicsArePublishedByTheBrokerOnly(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	watcher, _ := connectRaw(t, b.Addr, &packet.Connect{ClientID: uniqueID("sys-watch"), CleanStart: true})
+	watcher.subscribe(1, 0, rawSub("$SYS/broker/connection/#", 0), rawSub("$SYS/forged/#", 0))
+	id := uniqueID("edge")
+	c, _ := connectRaw(t, b.Addr, &packet.Connect{ClientID: id, CleanStart: true,
+		WillFlag: true, WillTopic: "$SYS/forged/will", WillPayload: []byte("forged")})
+	for _, topic := range []string{"$SYS/forged/direct", "$SYS/broker/connection/someone-else/state", "$SYS/broker/connection/" + id + "/state/x"} {
+		if rc := c.publish(topic, 1, 1, "forged"); rc != packet.NotAuthorized {
+			t.Errorf("PUBLISH to %s: %v; want Not authorized", topic, rc)
+		}
+	}
+	state := "$SYS/broker/connection/" + id + "/state"
+	if rc := c.publish(state, 1, 2, "1"); rc != packet.Success {
+		t.Fatalf("PUBLISH to its own bridge state: %v", rc)
+	}
+	if p := watcher.expectPublish(); string(p.Topic) != state || string(p.Payload) != "1" {
+		t.Fatalf("watcher got %s %q; want %s \"1\"", p.Topic, p.Payload, state)
+	}
+	c.close() // no DISCONNECT: the will is due, but its topic is the broker's
+	watcher.expectQuiet()
 }
 
 // mosquittoBroker returns the path of Debian's mosquitto broker or fails the test.

@@ -31,6 +31,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -657,7 +658,7 @@ func (srv *Server) expireSession(s *session) {
 // publishWill publishes a will message if its client may publish to its topic.
 func (srv *Server) publishWill(w *Message) {
 	ci := ClientInfo{ClientID: w.ClientID, Username: w.Username}
-	if acl := srv.authorizer(); acl != nil && !acl.CanPublish(ci, w.Topic) {
+	if !srv.mayPublishAs(ci, w.Topic) {
 		srv.log.Info("Will message not published: not authorized", "client", w.ClientID, "topic", w.Topic)
 		return
 	}
@@ -669,16 +670,32 @@ func (srv *Server) publishWill(w *Message) {
 	srv.publish(&m, nil)
 }
 
-// mayPublish checks a client's PUBLISH against the authorizer. Topics under
-// $SYS belong to the broker and are never published by clients.
+// mayPublish checks a client's PUBLISH (see mayPublishAs).
 func (srv *Server) mayPublish(c *conn, name string) bool {
-	if len(name) >= 4 && name[:4] == "$SYS" {
+	return srv.mayPublishAs(ClientInfo{ClientID: c.clientID, Username: c.username, Listener: c.listener}, name)
+}
+
+// mayPublishAs checks a PUBLISH or a will of client ci against the
+// authorizer. Topics under $SYS belong to the broker, with one exception
+// (bridgeStateTopic).
+func (srv *Server) mayPublishAs(ci ClientInfo, name string) bool {
+	if strings.HasPrefix(name, "$SYS") && name != bridgeStateTopic(ci.ClientID) {
 		return false
 	}
 	if acl := srv.authorizer(); acl != nil {
-		return acl.CanPublish(ClientInfo{ClientID: c.clientID, Username: c.username, Listener: c.listener}, name)
+		return acl.CanPublish(ci, name)
 	}
 	return true
+}
+
+// bridgeStateTopic is the one $SYS topic a client may publish to: where a
+// Mosquitto bridge with notifications on (its default) reports its own
+// connection state to the remote broker, 1 once connected and, through its
+// will, 0 when the connection is lost. Under its own client id only, so that
+// a central broker shows which edge bridges are up and nobody can report
+// for another client or forge the broker's statistics.
+func bridgeStateTopic(clientID string) string {
+	return "$SYS/broker/connection/" + clientID + "/state"
 }
 
 func (srv *Server) maySubscribe(c *conn, filter string) bool {
