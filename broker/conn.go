@@ -158,6 +158,12 @@ func (c *conn) readLoop() {
 	// Whatever happens to this connection, the writer roles it took for
 	// others must be exercised, or their output would wait forever.
 	defer c.pending.flush()
+	if c.keepAlive == 0 {
+		// Keep alive off [MQTT-3.1.2-10]: nothing times the connection out,
+		// not even the deadline the handshake set for CONNECT (readPacket
+		// replaces it before every read only when keep alive is on).
+		_ = c.nc.SetReadDeadline(time.Time{})
+	}
 	for {
 		fh, body, err := c.readPacket()
 		if err != nil {

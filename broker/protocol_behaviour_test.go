@@ -66,6 +66,28 @@ func TestRawKeepAliveEnforced(t *testing.T) {
 	})
 }
 
+// Keep alive 0 turns the mechanism off [MQTT-3.1.2-10]: an idle client stays
+// connected past the time the broker allows for CONNECT (10 s), which once
+// closed such a connection as a keep alive timeout.
+func TestRawKeepAliveZeroNeverTimesOut(t *testing.T) {
+	t.Parallel()
+	bothVersions(t, func(t *testing.T, v packet.Version) {
+		b := startBroker(t)
+		cp := rawConnect(v, "raw-ka0")
+		cp.KeepAlive = 0
+		c, _ := connectRaw(t, b.Addr, cp)
+		if p, err := c.read(11 * time.Second); err != errQuiet {
+			t.Fatalf("idle with keep alive 0: got %v (%v); want silence", p, err)
+		}
+		if rc := c.publish("ka0/still-here", 1, 1, "yes"); rc != packet.Success && rc != packet.NoMatchingSubscribers {
+			t.Fatalf("PUBACK after 11 s idle: %v", rc)
+		}
+		if n := b.Stats().KeepAliveTimeouts.Load(); n != 0 {
+			t.Errorf("KeepAliveTimeouts = %d, want 0", n)
+		}
+	})
+}
+
 func TestRawPingreq(t *testing.T) {
 	t.Parallel()
 	bothVersions(t, func(t *testing.T, v packet.Version) {
