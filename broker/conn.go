@@ -93,7 +93,8 @@ type conn struct {
 	writing   bool // a writer goroutine is running
 	closing   bool // no more writes; the session must not hand us messages
 	// farewell is the DISCONNECT reason closeWith left to the writer
-	// because a write was under way; hasFarewell says there is one.
+	// because a write was under way; hasFarewell says there is one, and
+	// that the writer is to send the control packets still queued before it.
 	farewell    packet.ReasonCode
 	hasFarewell bool
 	// ctrlDrained, when set, is closed by the writer once it has taken
@@ -282,19 +283,24 @@ func (c *conn) endOnError(err error) {
 // DISCONNECT, and the write under way when closeWith was called.
 const farewellTimeout = time.Second
 
-// closeWith sends a v5 client DISCONNECT with rc, if it got as far as a
-// CONNACK, and closes the connection. Safe from any goroutine, once.
+// closeWith closes the connection, first sending what it still owes the
+// client, if it got as far as a CONNACK: the control packets already queued
+// (the CONNACK itself, acks of the packets handled before the one that ended
+// it) and, to a v5 client, a DISCONNECT with rc. A client that pipelined
+// CONNECT and a bad packet thus still sees its CONNACK first [MQTT-3.2.0-1],
+// and acks of what the broker accepted, so it does not send those again.
+// Safe from any goroutine, once.
 //
-// The DISCONNECT must not land inside a packet that the connection's writer
-// is sending, so it goes out through the writer role: taken here when
-// nobody holds it, or else left to the holder, who sends it after its
+// These last packets must not land inside a packet that the connection's
+// writer is sending, so they go out through the writer role: taken here when
+// nobody holds it, or else left to the holder, who sends them after its
 // current write (takeLocked) and closes. That write gets farewellTimeout to
-// finish; a client that does not read by then is closed without one.
+// finish; a client that does not read by then is closed without them.
 func (c *conn) closeWith(rc packet.ReasonCode) {
 	if !c.closed.CompareAndSwap(false, true) {
 		return
 	}
-	if c.version != packet.V5 || !c.connected.Load() {
+	if !c.connected.Load() {
 		_ = c.nc.Close()
 		return
 	}
@@ -308,17 +314,62 @@ func (c *conn) closeWith(rc packet.ReasonCode) {
 		return
 	}
 	c.writing = true // for good: closing keeps anybody else from writing
+	owed := c.takeOwedLocked(nil)
 	s.mu.Unlock()
-	c.sayFarewell(rc)
+	c.sayFarewell(rc, owed)
 }
 
-// sayFarewell sends a v5 DISCONNECT with rc and closes the connection.
-// Callers hold the writer role, with the connection closing.
-func (c *conn) sayFarewell(rc packet.ReasonCode) {
-	d := packet.Disconnect{ReasonCode: rc}
-	if b, err := d.Encode(nil, packet.V5); err == nil {
+// takeCtrlLocked moves the queued control packets to batch. Callers hold
+// sess.mu.
+func (c *conn) takeCtrlLocked(batch []outbound) []outbound {
+	batch = append(batch, c.ctrl...)
+	clear(c.ctrl)
+	c.ctrl = c.ctrl[:0]
+	return batch
+}
+
+// takeOwedLocked is takeCtrlLocked for a connection that is closing: it
+// empties the control queue and keeps what the client is owed.
+func (c *conn) takeOwedLocked(owed []outbound) []outbound {
+	owed = appendOwed(owed, c.ctrl)
+	clear(c.ctrl)
+	c.ctrl = c.ctrl[:0]
+	return owed
+}
+
+// appendOwed appends the packets of batch that a connection being closed
+// still sends: all but deliveries. A delivery not sent stays in its session
+// (QoS 1 and 2 are sent again on the next connection); acks, SUBACKs and
+// the CONNACK answer what the client sent, and without them it would send
+// the same again, or see its DISCONNECT before its CONNACK.
+func appendOwed(owed, batch []outbound) []outbound {
+	for _, o := range batch {
+		if o.kind != outPublish {
+			owed = append(owed, o)
+		}
+	}
+	return owed
+}
+
+// sayFarewell writes owed, then a DISCONNECT with rc to a v5 client, in one
+// write, and closes the connection. Callers hold the writer role, with the
+// connection closing.
+func (c *conn) sayFarewell(rc packet.ReasonCode, owed []outbound) {
+	var buf []byte
+	now := c.srv.now()
+	for i := range owed {
+		buf = c.encode(buf, &owed[i], now)
+	}
+	if c.version == packet.V5 {
+		d := packet.Disconnect{ReasonCode: rc}
+		if b, err := d.Encode(buf, packet.V5); err == nil {
+			buf = b
+		}
+	}
+	if len(buf) > 0 {
 		_ = c.nc.SetWriteDeadline(time.Now().Add(farewellTimeout))
-		_, _ = c.nc.Write(b)
+		n, _ := c.nc.Write(buf)
+		c.srv.stats.BytesSent.Add(int64(n))
 	}
 	_ = c.nc.Close()
 }

@@ -29,9 +29,11 @@ func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
 	c.sess = newSession(srv, "farewell")
 	c.connected.Store(true)
 
-	// A writer holds the role (as writeLoop does between its writes).
+	// A writer holds the role (as writeLoop does between its writes), and
+	// the reader has queued an ack it has yet to send.
 	c.sess.mu.Lock()
 	c.writing = true
+	c.ctrl = append(c.ctrl, outbound{kind: outAck, typ: packet.PUBACK, id: 7})
 	c.sess.mu.Unlock()
 
 	got := make(chan []byte, 1)
@@ -55,21 +57,23 @@ func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
 	default:
 	}
 
-	// The writer comes back for more and is told to say goodbye instead.
+	// The writer comes back for more and is told to say goodbye instead,
+	// after the ack the client is owed.
 	c.sess.mu.Lock()
-	_, next := c.takeLocked(nil)
+	owed, next := c.takeLocked(nil)
 	rc := c.farewell
 	c.sess.mu.Unlock()
-	if next != writeFarewell || rc != packet.SessionTakenOver {
-		t.Fatalf("takeLocked after closeWith: next %d, reason %v; want the DISCONNECT (%d) with %v", next, rc, writeFarewell, packet.SessionTakenOver)
+	if next != writeFarewell || rc != packet.SessionTakenOver || len(owed) != 1 {
+		t.Fatalf("takeLocked after closeWith: next %d, reason %v, %d packets owed; want the DISCONNECT (%d) with %v after 1", next, rc, len(owed), writeFarewell, packet.SessionTakenOver)
 	}
-	c.sayFarewell(rc)
+	c.sayFarewell(rc, owed)
 
-	want, _ := (&packet.Disconnect{ReasonCode: packet.SessionTakenOver}).Encode(nil, packet.V5)
+	want, _ := (&packet.Ack{Type: packet.PUBACK, PacketID: 7}).Encode(nil, packet.V5)
+	want, _ = (&packet.Disconnect{ReasonCode: packet.SessionTakenOver}).Encode(want, packet.V5)
 	select {
 	case b := <-got:
 		if string(b) != string(want) {
-			t.Fatalf("the client read %x, want exactly the DISCONNECT %x", b, want)
+			t.Fatalf("the client read %x, want exactly the PUBACK and the DISCONNECT %x", b, want)
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("the writer's DISCONNECT did not arrive, or the socket stayed open")

@@ -689,3 +689,41 @@ func TestPanicInConnectionIsRecovered(t *testing.T) {
 		})
 	}
 }
+
+// A client may send its first packets right behind CONNECT, without waiting
+// for the CONNACK. When one of them is bad, the broker still owes the client
+// what it produced before: the CONNACK first [MQTT-3.2.0-1], and the acks
+// of the packets it accepted, so that the client does not send those again.
+// Then a v5 client gets its DISCONNECT and a v3 client a plain close.
+func TestBadPacketRightAfterConnectStillGetsTheConnackAndAcks(t *testing.T) {
+	t.Parallel()
+	b := startBroker(t)
+	for _, v := range []packet.Version{packet.V311, packet.V5} {
+		t.Run(v.String(), func(t *testing.T) {
+			c := dialRaw(t, b.Addr, v)
+			var burst []byte
+			for _, p := range []packet.Packet{
+				&packet.Connect{Version: v, ClientID: uniqueID("pipelined"), CleanStart: true, KeepAlive: 30},
+				&packet.Publish{Topic: []byte("pipelined/t"), QoS: 1, PacketID: 1, Payload: []byte("accepted")},
+				&packet.Subscribe{PacketID: 2, Subscriptions: []packet.Subscription{rawSub("pipelined/#", 1)}},
+			} {
+				var err error
+				if burst, err = p.Encode(burst, v); err != nil {
+					t.Fatalf("encode %s: %v", p.PacketType(), err)
+				}
+			}
+			// A second CONNECT on the connection is a protocol error.
+			burst, _ = (&packet.Connect{Version: v, ClientID: "again", CleanStart: true}).Encode(burst, v)
+			c.sendBytes(burst) // one write: the broker reads it all at once
+
+			if ack := c.expect(packet.CONNACK).(*packet.Connack); ack.ReasonCode != packet.Success {
+				t.Fatalf("CONNACK %v", ack.ReasonCode)
+			}
+			c.expectAck(packet.PUBACK, 1)
+			if sa := c.expect(packet.SUBACK).(*packet.Suback); sa.PacketID != 2 {
+				t.Fatalf("SUBACK for packet id %d, want 2", sa.PacketID)
+			}
+			c.expectDisconnect(packet.ProtocolError)
+		})
+	}
+}

@@ -583,7 +583,11 @@ func (srv *Server) connEnded(c *conn) {
 	)
 	s.mu.Lock()
 	c.closing = true
-	c.ctrl = nil
+	if !c.hasFarewell {
+		// Nobody will send them. With a farewell pending, the writer
+		// still sends what the client is owed (takeLocked).
+		c.ctrl = nil
+	}
 	switch {
 	case s.conn != c:
 		// Taken over, or discarded by a clean start: the will is due unless

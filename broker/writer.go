@@ -3,6 +3,7 @@ package broker
 import (
 	"errors"
 	"net"
+	"slices"
 	"sync"
 	"time"
 
@@ -31,9 +32,10 @@ import (
 //     scheduler on the way; in a burst (more packets buffered) the writer
 //     goroutines take over and run in parallel with the reader.
 //
-// A v5 DISCONNECT sent when the broker closes a connection (closeWith) goes
-// through the role too: it is the last thing its holder writes, after the
-// write under way, so that it never lands inside a packet.
+// When the broker closes a connection (closeWith), the packets it still owes
+// the client (CONNACK, acks) and a v5 DISCONNECT go through the role too:
+// they are the last thing its holder writes, after the write under way, so
+// that they never land inside a packet.
 
 // maxInlineRounds bounds the writes writeNow makes; output still queued
 // after them goes to a writer goroutine.
@@ -151,7 +153,7 @@ type writerNext uint8
 const (
 	writeBatch    writerNext = iota // send the batch, then take again
 	writerDone                      // nothing to send: the writer role is given up
-	writeFarewell                   // closing: send closeWith's DISCONNECT (the role is kept) and close
+	writeFarewell                   // closing: send the batch (control packets owed) and closeWith's DISCONNECT, then close; the role is kept
 )
 
 // takeLocked moves what is ready to send into batch: the control packets,
@@ -165,14 +167,12 @@ func (c *conn) takeLocked(batch []outbound) ([]outbound, writerNext) {
 		c.releaseReaderLocked()
 		if c.hasFarewell {
 			c.hasFarewell = false
-			return batch, writeFarewell
+			return c.takeOwedLocked(batch), writeFarewell
 		}
 		c.writing = false
 		return batch, writerDone
 	}
-	batch = append(batch, c.ctrl...)
-	clear(c.ctrl)
-	c.ctrl = c.ctrl[:0]
+	batch = c.takeCtrlLocked(batch)
 	c.releaseReaderLocked()
 	if c.connected.Load() {
 		batch = s.popSendable(batch, c.window)
@@ -221,8 +221,9 @@ func (c *conn) writeNow() {
 			return
 		case writeFarewell:
 			// The last write may block for a while; not on a reader.
+			owed := slices.Clone(batch)
 			putWriteScratch(sc)
-			go c.sayFarewell(farewell)
+			go c.sayFarewell(farewell, owed)
 			return
 		}
 		if round == maxInlineRounds {
@@ -274,8 +275,6 @@ func (c *conn) writeLoop(sc *writeScratch) {
 	s := c.sess
 	batch := sc.batch
 	for {
-		// A connection closed meanwhile gets no more of the batch, only
-		// its DISCONNECT (takeLocked).
 		for len(batch) > 0 && !c.closed.Load() {
 			var encoded int
 			sc.buf, encoded = c.encodeSome(sc.buf[:0], batch)
@@ -284,9 +283,15 @@ func (c *conn) writeLoop(sc *writeScratch) {
 				return
 			}
 		}
-		clear(sc.batch)
 		var next writerNext
 		s.mu.Lock()
+		if len(batch) > 0 {
+			// Closed meanwhile: no more deliveries. What the client is
+			// owed goes back to the front of the queue, for whoever says
+			// farewell: this writer (takeLocked) or closeWith.
+			c.ctrl = append(appendOwed(nil, batch), c.ctrl...)
+		}
+		clear(sc.batch)
 		batch, next = c.takeLocked(sc.batch[:0])
 		farewell := c.farewell
 		s.mu.Unlock()
@@ -295,7 +300,7 @@ func (c *conn) writeLoop(sc *writeScratch) {
 		case writerDone:
 			return
 		case writeFarewell:
-			c.sayFarewell(farewell)
+			c.sayFarewell(farewell, batch)
 			return
 		}
 	}
