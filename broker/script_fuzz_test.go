@@ -1,0 +1,799 @@
+package broker_test
+
+import (
+	"fmt"
+	"net"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetmq/fleetmq/broker"
+	"github.com/fleetmq/fleetmq/broker/config"
+	"github.com/fleetmq/fleetmq/broker/packet"
+)
+
+// FuzzClientScripts turns each input into a script for up to three clients
+// (connect, subscribe, publish, acknowledge or not, send garbage, take over
+// each other's sessions, vanish) and plays it against one broker whose limits
+// are small enough for the script to reach them. The codec fuzz targets only
+// see one packet at a time; this one reaches the session, routing and flow
+// control state that packets leave behind.
+//
+// It checks what a client would notice:
+//   - everything the broker sends decodes, CONNACK comes first and once, and
+//     nothing follows a refusal;
+//   - only packets a server may send, DISCONNECT only to MQTT 5 clients;
+//   - no packet above the client's Maximum Packet Size, no Topic Alias above
+//     its Topic Alias Maximum or used before it was set;
+//   - for an MQTT 5 client, never more QoS 1/2 messages unacknowledged than
+//     its Receive Maximum, no packet identifier reused while in flight, and no
+//     PUBREL for a message the client has not received;
+//   - one SUBACK reason code per filter;
+//   - and after each script: no recovered panic, every connection closed by
+//     the broker once its client is gone, and a new client still served.
+func FuzzClientScripts(f *testing.F) {
+	b := startBroker(f, func(c *config.Config, _ *broker.Options) {
+		c.Limits.MaxPacketSize = 2048
+		c.Limits.ReceiveMaximum = 4
+		c.Limits.MaxInflight = 8
+		c.Limits.MaxQueuedMessages = 32
+		aliases := 4
+		c.Limits.TopicAliasMaximum = &aliases
+		c.Limits.MaxTopicLevels = 6
+		c.Limits.MaxRetainedMessages = 16
+		c.Limits.MaxSessionExpiry = 5
+	})
+	for _, seed := range fuzzSeedScripts {
+		f.Add(seed)
+	}
+	var probes int
+	f.Fuzz(func(t *testing.T, script []byte) {
+		before := b.Stats().Snapshot()
+		run := &scriptRun{t: t, addr: b.Addr}
+		r := &scriptReader{data: script}
+		for steps := 0; !r.done() && steps < 64; steps++ {
+			run.step(r)
+		}
+		if v := run.finish(); len(v) > 0 {
+			t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
+		}
+		if n := b.Stats().Panics.Load() - before.Panics; n > 0 {
+			t.Fatalf("%d panics recovered while playing the script", n)
+		}
+		closed := func() bool { return b.Stats().ConnectionsCurrent.Load() <= before.ConnectionsCurrent }
+		for deadline := time.Now().Add(rawWait); !closed() && time.Now().Before(deadline); {
+			time.Sleep(200 * time.Microsecond)
+		}
+		if !closed() {
+			t.Fatalf("%d connections still open after every client went away", b.Stats().ConnectionsCurrent.Load()-before.ConnectionsCurrent)
+		}
+		probes++
+		probeServes(t, b.Addr, fmt.Sprintf("fz-probe/%d", probes))
+	})
+}
+
+// probeServes checks that a new client can still subscribe and get its own
+// QoS 1 message.
+func probeServes(t *testing.T, addr, topic string) {
+	t.Helper()
+	p, _ := connectRaw(t, addr, &packet.Connect{Version: packet.V5, ClientID: "fz-probe", CleanStart: true, KeepAlive: 30})
+	defer p.close()
+	if rc := p.subscribe(1, 0, rawSub(topic, 1)); len(rc) != 1 || rc[0] != packet.GrantedQoS1 {
+		t.Fatalf("probe SUBSCRIBE: %v", rc)
+	}
+	p.send(&packet.Publish{Topic: []byte(topic), QoS: 1, PacketID: 2, Payload: []byte("still serving")})
+	var acked, delivered bool
+	for !acked || !delivered {
+		switch q := p.next().(type) {
+		case *packet.Ack:
+			acked = q.Type == packet.PUBACK && q.PacketID == 2
+		case *packet.Publish:
+			delivered = string(q.Topic) == topic && string(q.Payload) == "still serving"
+			if q.QoS == 1 {
+				p.ack(packet.PUBACK, q.PacketID)
+			}
+		}
+	}
+}
+
+// scriptReader hands out the fuzz input a byte at a time; past its end every
+// byte is zero, so any input is a complete script.
+type scriptReader struct{ data []byte }
+
+func (r *scriptReader) done() bool { return len(r.data) == 0 }
+
+func (r *scriptReader) next() byte {
+	if len(r.data) == 0 {
+		return 0
+	}
+	b := r.data[0]
+	r.data = r.data[1:]
+	return b
+}
+
+// pick returns a number in [0, n).
+func (r *scriptReader) pick(n int) int { return int(r.next()) % n }
+
+// flag returns one bit of the script.
+func (r *scriptReader) flag() bool { return r.next()&1 == 1 }
+
+// from picks one of choices.
+func from[T any](r *scriptReader, choices ...T) T { return choices[r.pick(len(choices))] }
+
+// Filters, topics and client identifiers come from small sets, so that
+// scripts meet: two clients share a session, a publish matches a subscription.
+// Each set holds some invalid entries for the broker to refuse.
+var (
+	scriptFilters  = []string{"t/a", "t/+", "t/#", "#", "+/a", "t/a/b", "+", "$share/g/t/#", "$share/g/t/a", "$share/h/#", "$SYS/#", "t/#/x", "$share/g", "t/a+", ""}
+	scriptTopics   = []string{"t/a", "t/b", "t/a/b", "x", "$SYS/x", "t/+", "", "t/\u00e9", "a/b/c/d/e/f/g"}
+	scriptClients  = []string{"fz-a", "fz-b", "fz-c", ""}
+	scriptPayloads = []int{0, 1, 16, 300, 1500, 3000}
+)
+
+// Script operations, one byte each, followed by the bytes they consume.
+const (
+	opConnect     = iota // CONNECT: on an open connection, a second one
+	opSubscribe          // SUBSCRIBE one or two filters
+	opUnsubscribe        // UNSUBSCRIBE one filter
+	opPublish            // PUBLISH with a packet id from a small set, so ids repeat
+	opAck                // acknowledge the oldest message the client has not yet
+	opBogusAck           // an acknowledgement for a packet id picked at random
+	opSync               // PINGREQ, then wait for PINGRESP
+	opDisconnect         // DISCONNECT (v5: with or without the will) and close
+	opVanish             // close without DISCONNECT
+	opRaw                // up to 16 bytes of the script, sent as they are
+	opAuth               // AUTH, which the broker has no method for
+	opCount
+)
+
+// fuzzSeedScripts start the fuzzer in useful places. A script is steps of
+// slot, op, operands, in the order play and its helpers read them; CONNECT's
+// operands are version (0 3.1, 1 3.1.1, 2 5), client id, clean start, automatic
+// acks, five MQTT 5 limits (session expiry, Receive Maximum, Maximum Packet
+// Size, Topic Alias Maximum, problem information) and the will.
+var fuzzSeedScripts = [][]byte{
+	// An MQTT 5 subscriber with Receive Maximum 1 that acknowledges by hand,
+	// and a publisher of QoS 1 and 2 messages.
+	{0, opConnect, 2, 0, 1, 0, 0, 1, 0, 0, 0, 0,
+		0, opSubscribe, 0, 2, 2, 0, 0, 0, 0, 0, opSync,
+		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+		1, opPublish, 0, 1, 0, 2, 0, 0, 0, 0, 0,
+		1, opPublish, 1, 2, 0, 2, 1, 0, 0, 0, 0,
+		1, opPublish, 2, 1, 0, 2, 2, 0, 0, 0, 0,
+		1, opSync, 0, opSync, 0, opAck, 0, 0, opSync, 0, opAck, 0, 0, opSync,
+		0, opAck, 0, 0, opAck, 0, 0, opSync},
+	// A 3.1.1 persistent session vanishes with messages in flight; an MQTT 5
+	// client resumes it with Receive Maximum 2.
+	{0, opConnect, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+		0, opSubscribe, 0, 2, 2, 0, 0, 0, 0, 0, opSync,
+		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+		1, opPublish, 0, 2, 0, 2, 0, 0, 0, 0, 0,
+		1, opPublish, 0, 1, 0, 2, 1, 0, 0, 0, 0,
+		1, opSync, 0, opSync, 0, opVanish,
+		2, opConnect, 2, 0, 0, 0, 2, 2, 0, 0, 0, 0,
+		2, opSync, 2, opAck, 0, 2, opSync, 2, opAck, 0, 2, opSync, 2, opAck, 0, 2, opSync},
+	// Topic aliases, a message too big for the subscriber's Maximum Packet
+	// Size of 64, and an alias above the broker's maximum.
+	{0, opConnect, 2, 0, 1, 1, 0, 0, 1, 2, 0, 0,
+		0, opSubscribe, 0, 2, 0, 0, 0, 0, 0, 0, opSync,
+		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+		1, opPublish, 0, 0, 0, 2, 1, 0, 0, 0, 0,
+		1, opPublish, 0, 0, 0, 2, 1, 1, 0, 0, 0,
+		1, opPublish, 2, 0, 0, 3, 0, 0, 0, 0,
+		1, opPublish, 0, 0, 0, 0, 5, 0, 0, 0, 0,
+		1, opSync, 0, opSync},
+	// A client with a delayed will sends garbage; a subscriber waits for the will.
+	{0, opConnect, 2, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1,
+		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+		1, opSubscribe, 0, 2, 1, 0, 0, 0, 0,
+		0, opRaw, 5, 0x30, 0xff, 0xff, 0xff, 0xff,
+		1, opSync, 0, opSync},
+	// MQTT 3.1, shared subscriptions, a retained message, stray
+	// acknowledgements and AUTH.
+	{0, opConnect, 0, 2, 1, 1, 0, 0, 0, 0, 0, 0,
+		0, opSubscribe, 1, 7, 1, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, opSync,
+		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
+		1, opPublish, 0, 1, 1, 1, 0, 0, 1, 0, 0,
+		1, opBogusAck, 2, 3, 1, opAuth, 0, opSync},
+}
+
+// scriptClient is one connection of a script, with what its client knows
+// about the exchange so far, to judge what the broker sends.
+type scriptClient struct {
+	nc net.Conn
+	v  packet.Version
+
+	writeMu sync.Mutex // the script and the reader's automatic acks both write
+
+	mu         sync.Mutex
+	checked    bool // a valid CONNECT went first: the broker's output can be judged
+	flowsKnown bool // the client sent nothing that blurs the flow bookkeeping
+	// framingKnown: the client sent whole packets only. Raw bytes may leave
+	// a packet unfinished, which the broker rightly waits for.
+	framingKnown bool
+	autoAck      bool
+	receiveMax   int
+	maxPacket    int // 0: no limit
+	aliasMax     uint16
+	aliases      map[uint16]bool
+	inflight     map[uint16]*scriptFlow // outgoing QoS 1/2 messages not yet complete
+	order        []uint16               // inflight ids, oldest first
+	subs         map[uint16]int         // SUBSCRIBE id -> filters
+	unsubs       map[uint16]int         // UNSUBSCRIBE id -> filters
+	nextID       uint16
+	sent         bool // anything has been written
+	connack      bool
+	refused      bool
+	resumed      bool // CONNACK said Session Present
+	violations   []string
+	log          []string // what the broker sent, for the test log
+
+	pong chan struct{}
+	done chan struct{}
+}
+
+// scriptFlow is one QoS 1/2 message the broker sent the client.
+type scriptFlow struct {
+	qos      byte
+	received bool // PUBREC sent
+	released bool // PUBREL seen
+}
+
+// scriptRun is one script being played: its clients, by slot.
+type scriptRun struct {
+	t          *testing.T
+	addr       string
+	clients    [3]*scriptClient
+	violations []string // of clients whose connection has ended
+}
+
+// step plays the next operation of the script on one of its client slots.
+// A slot whose connection has ended is empty again; only a CONNECT or raw
+// bytes open a new connection there, other operations on it are skipped.
+func (s *scriptRun) step(r *scriptReader) {
+	slot, op := r.pick(len(s.clients)), r.pick(opCount)
+	c := s.clients[slot]
+	if c != nil && c.ended() {
+		s.retire(c)
+		c, s.clients[slot] = nil, nil
+	}
+	if c == nil {
+		if op != opConnect && op != opRaw {
+			return
+		}
+		c = dialScriptClient(s.t, s.addr)
+		s.clients[slot] = c
+	}
+	c.play(op, r)
+}
+
+// finish closes every connection and returns every breach found.
+func (s *scriptRun) finish() []string {
+	for _, c := range s.clients {
+		if c != nil {
+			s.retire(c)
+		}
+	}
+	return s.violations
+}
+
+// retire closes c and keeps what it found.
+func (s *scriptRun) retire(c *scriptClient) {
+	s.violations = append(s.violations, c.finish()...)
+	if testing.Verbose() {
+		c.mu.Lock()
+		s.t.Log(c.received())
+		c.mu.Unlock()
+	}
+}
+
+// describe names a packet the broker sent, with what matters to the checks.
+func describe(p packet.Packet) string {
+	switch p := p.(type) {
+	case *packet.Connack:
+		return fmt.Sprintf("CONNACK(%#x, present %v)", byte(p.ReasonCode), p.SessionPresent)
+	case *packet.Publish:
+		return fmt.Sprintf("PUBLISH(%q q%d id %d dup %v alias %d, %d bytes)", p.Topic, p.QoS, p.PacketID, p.Dup, p.Properties.TopicAlias, len(p.Payload))
+	case *packet.Ack:
+		return fmt.Sprintf("%s(%d, %#x)", p.Type, p.PacketID, byte(p.ReasonCode))
+	case *packet.Suback:
+		return fmt.Sprintf("SUBACK(%d, %v)", p.PacketID, p.ReasonCodes)
+	case *packet.Disconnect:
+		return fmt.Sprintf("DISCONNECT(%#x %q)", byte(p.ReasonCode), p.Properties.ReasonString)
+	}
+	return p.PacketType().String()
+}
+
+// play performs op with its operands from the script.
+func (c *scriptClient) play(op int, r *scriptReader) {
+	switch op {
+	case opConnect:
+		c.connect(r)
+	case opSubscribe:
+		c.subscribe(r)
+	case opUnsubscribe:
+		c.mu.Lock()
+		c.nextID++
+		id := 100 + c.nextID
+		c.unsubs[id] = 1
+		c.mu.Unlock()
+		c.send(&packet.Unsubscribe{PacketID: id, Filters: []string{from(r, scriptFilters...)}})
+	case opPublish:
+		c.publish(r)
+	case opAck:
+		c.ackOldest(r.flag())
+	case opBogusAck:
+		c.mu.Lock()
+		c.flowsKnown = false
+		c.mu.Unlock()
+		c.send(&packet.Ack{Type: from(r, packet.PUBACK, packet.PUBREC, packet.PUBREL, packet.PUBCOMP), PacketID: uint16(r.pick(6))})
+	case opSync:
+		c.sync()
+	case opDisconnect:
+		d := &packet.Disconnect{}
+		if r.flag() {
+			d.ReasonCode = packet.DisconnectWithWill
+		}
+		c.send(d)
+		_ = c.nc.Close()
+	case opVanish:
+		_ = c.nc.Close()
+	case opRaw:
+		c.mu.Lock()
+		c.flowsKnown = false // the bytes may well hold acknowledgements
+		c.framingKnown = false
+		c.mu.Unlock()
+		n := r.pick(17)
+		raw := make([]byte, n)
+		for i := range raw {
+			raw[i] = r.next()
+		}
+		c.write(raw)
+	case opAuth:
+		c.send(&packet.Auth{ReasonCode: packet.ContinueAuthentication, Properties: packet.Properties{AuthMethod: "SCRAM-SHA-1"}})
+	}
+}
+
+// dialScriptClient connects a new client and starts reading what the broker
+// sends it.
+func dialScriptClient(t *testing.T, addr string) *scriptClient {
+	nc, err := net.DialTimeout("tcp", addr, rawWait)
+	if err != nil {
+		t.Fatalf("dial %s: %v", addr, err)
+	}
+	c := &scriptClient{
+		nc: nc, v: packet.V5, flowsKnown: true, framingKnown: true, receiveMax: 65535,
+		aliases: map[uint16]bool{}, inflight: map[uint16]*scriptFlow{},
+		subs: map[uint16]int{}, unsubs: map[uint16]int{},
+		pong: make(chan struct{}, 1), done: make(chan struct{}),
+	}
+	go c.readLoop()
+	return c
+}
+
+// connect sends a CONNECT built from the script. The first one on a
+// connection sets the version and the limits the broker must respect.
+func (c *scriptClient) connect(r *scriptReader) {
+	cp := &packet.Connect{
+		Version:    from(r, packet.V31, packet.V311, packet.V5),
+		ClientID:   from(r, scriptClients...),
+		CleanStart: r.flag(),
+		KeepAlive:  30,
+	}
+	if cp.Version == packet.V31 {
+		cp.ProtocolName = "MQIsdp"
+	}
+	autoAck := r.flag()
+	if cp.Version == packet.V5 {
+		pr := &cp.Properties
+		if s := from(r, 0, 1, 5, 0xFFFFFFFF); s != 0 {
+			pr.SessionExpiry, pr.HasSessionExpiry = uint32(s), true
+		}
+		if rm := r.pick(4); rm > 0 {
+			pr.ReceiveMaximum, pr.HasReceiveMaximum = uint16(rm), true
+		}
+		if mp := from(r, 0, 64, 256, 1024); mp > 0 {
+			pr.MaximumPacketSize, pr.HasMaximumPacketSize = uint32(mp), true
+		}
+		if am := r.pick(3); am > 0 {
+			pr.TopicAliasMaximum, pr.HasTopicAliasMaximum = uint16(am), true
+		}
+		if r.flag() {
+			pr.RequestProblemInfo, pr.HasRequestProblemInfo = 0, true
+		}
+	} else {
+		r.next()
+		r.next()
+		r.next()
+		r.next()
+		r.next()
+	}
+	if r.flag() {
+		cp.WillFlag = true
+		cp.WillTopic = from(r, scriptTopics...)
+		cp.WillQoS = byte(r.pick(3))
+		cp.WillRetain = r.flag()
+		cp.WillPayload = []byte("gone")
+		if cp.Version == packet.V5 && r.flag() {
+			cp.WillProperties.WillDelay, cp.WillProperties.HasWillDelay = 1, true
+		}
+	}
+	c.mu.Lock()
+	if !c.sent {
+		// The first packet of the connection: the broker will answer in
+		// this version and within these limits. After raw bytes, nothing
+		// the broker sends is judged: it may take them for anything.
+		c.checked, c.v, c.autoAck = true, cp.Version, autoAck
+		if cp.Properties.HasReceiveMaximum {
+			c.receiveMax = int(cp.Properties.ReceiveMaximum)
+		}
+		if cp.Properties.HasMaximumPacketSize {
+			c.maxPacket = int(cp.Properties.MaximumPacketSize)
+		}
+		c.aliasMax = cp.Properties.TopicAliasMaximum
+	}
+	c.mu.Unlock()
+	b, err := cp.Encode(nil, cp.Version)
+	if err != nil {
+		return // a combination the encoder refuses, such as a will topic with a wildcard
+	}
+	c.write(b)
+}
+
+// subscribe sends a SUBSCRIBE of one or two filters with v5 options.
+func (c *scriptClient) subscribe(r *scriptReader) {
+	s := &packet.Subscribe{}
+	for range 1 + r.pick(2) {
+		s.Subscriptions = append(s.Subscriptions, packet.Subscription{
+			Filter:            from(r, scriptFilters...),
+			QoS:               byte(r.pick(3)),
+			NoLocal:           r.flag(),
+			RetainAsPublished: r.flag(),
+			RetainHandling:    byte(r.pick(3)),
+		})
+	}
+	if id := r.pick(3); id > 0 {
+		s.Properties.SubscriptionIDs = []uint32{uint32(id)}
+	}
+	c.mu.Lock()
+	c.nextID++
+	s.PacketID = 100 + c.nextID
+	c.subs[s.PacketID] = len(s.Subscriptions)
+	c.mu.Unlock()
+	c.send(s)
+}
+
+// publish sends a PUBLISH. Packet ids come from 1-4 and are not tracked:
+// reusing one the broker still holds is the client's protocol error to make.
+func (c *scriptClient) publish(r *scriptReader) {
+	p := &packet.Publish{
+		Topic:  []byte(from(r, scriptTopics...)),
+		QoS:    byte(r.pick(3)),
+		Retain: r.flag(),
+	}
+	p.Payload = make([]byte, from(r, scriptPayloads...))
+	for i := range p.Payload {
+		p.Payload[i] = 'a' + byte(i%26)
+	}
+	if p.QoS > 0 {
+		p.PacketID = uint16(1 + r.pick(4))
+	}
+	pr := &p.Properties
+	if alias := r.pick(6); alias > 0 { // 5 is above the broker's maximum of 4
+		pr.TopicAlias, pr.HasTopicAlias = uint16(alias), true
+		if r.flag() {
+			p.Topic = nil // use the alias set before, if any
+		}
+	}
+	if e := r.pick(3); e > 0 {
+		pr.MessageExpiry, pr.HasMessageExpiry = uint32(e-1), true
+	}
+	if r.flag() {
+		pr.PayloadFormat, pr.HasPayloadFormat = 1, true
+		if r.flag() {
+			p.Payload = append(p.Payload, 0xff) // not UTF-8
+		}
+	}
+	if r.flag() {
+		pr.ResponseTopic, pr.CorrelationData = "t/reply", []byte{1, 2}
+		pr.User = []packet.UserProperty{{Key: "k", Value: "v"}}
+	}
+	c.send(p)
+}
+
+// ackOldest acknowledges the oldest message that awaits the client: PUBACK,
+// PUBREC (a refusing one when refuse is set, MQTT 5 only) or PUBCOMP.
+func (c *scriptClient) ackOldest(refuse bool) {
+	c.mu.Lock()
+	var a *packet.Ack
+	for _, id := range c.order {
+		fl := c.inflight[id]
+		switch {
+		case fl == nil:
+			continue
+		case fl.qos == 1:
+			a = &packet.Ack{Type: packet.PUBACK, PacketID: id}
+			c.forget(id)
+		case !fl.received:
+			a = &packet.Ack{Type: packet.PUBREC, PacketID: id}
+			fl.received = true
+			if refuse && c.v == packet.V5 {
+				a.ReasonCode = packet.UnspecifiedError
+				c.forget(id)
+			}
+		case fl.released:
+			a = &packet.Ack{Type: packet.PUBCOMP, PacketID: id}
+			c.forget(id)
+		default:
+			continue // waiting for the broker's PUBREL
+		}
+		break
+	}
+	c.mu.Unlock()
+	if a != nil {
+		c.send(a)
+	}
+}
+
+// forget ends the flow of id; c.mu is held.
+func (c *scriptClient) forget(id uint16) {
+	delete(c.inflight, id)
+	c.order = slices.DeleteFunc(c.order, func(x uint16) bool { return x == id })
+}
+
+// sync sends PINGREQ and waits for the PINGRESP, so that the broker has
+// handled everything before it, unless the connection ends first.
+func (c *scriptClient) sync() {
+	select {
+	case <-c.pong:
+	default:
+	}
+	c.send(&packet.Pingreq{})
+	c.mu.Lock()
+	answerDue := c.checked && c.framingKnown
+	c.mu.Unlock()
+	if !answerDue {
+		return
+	}
+	select {
+	case <-c.pong:
+	case <-c.done:
+	case <-time.After(rawWait):
+		c.violate("no PINGRESP within %v", rawWait)
+	}
+}
+
+// send encodes p in the connection's version and writes it; a packet the
+// encoder refuses is skipped.
+func (c *scriptClient) send(p packet.Packet) {
+	c.mu.Lock()
+	v := c.v
+	c.mu.Unlock()
+	b, err := p.Encode(nil, v)
+	if err != nil {
+		return
+	}
+	c.write(b)
+}
+
+// write writes b, ignoring errors: the broker may have closed the connection,
+// which is often the right answer to the script.
+func (c *scriptClient) write(b []byte) {
+	c.mu.Lock()
+	c.sent = true
+	c.mu.Unlock()
+	c.writeMu.Lock()
+	defer c.writeMu.Unlock()
+	_ = c.nc.SetWriteDeadline(time.Now().Add(rawWait))
+	_, _ = c.nc.Write(b)
+}
+
+// ended reports whether the connection has ended.
+func (c *scriptClient) ended() bool {
+	select {
+	case <-c.done:
+		return true
+	default:
+		return false
+	}
+}
+
+// violate records a breach of the protocol by the broker.
+func (c *scriptClient) violate(format string, args ...any) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.violations = append(c.violations, fmt.Sprintf("client %p (%v): ", c, c.v)+fmt.Sprintf(format, args...))
+}
+
+// finish closes the connection, waits for the reader and returns what it
+// found wrong.
+func (c *scriptClient) finish() []string {
+	_ = c.nc.Close()
+	<-c.done
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	v := c.violations
+	if len(v) > 0 {
+		v = append(v, c.received())
+	}
+	c.violations = nil
+	return v
+}
+
+// received lists what the broker sent; c.mu is held.
+func (c *scriptClient) received() string {
+	return fmt.Sprintf("client %p (%v) received: %s", c, c.v, strings.Join(c.log, " "))
+}
+
+// readLoop reads and judges everything the broker sends until the
+// connection ends.
+func (c *scriptClient) readLoop() {
+	defer close(c.done)
+	var buf []byte
+	chunk := make([]byte, 16<<10)
+	for {
+		n, err := c.nc.Read(chunk)
+		buf = append(buf, chunk[:n]...)
+		for {
+			c.mu.Lock()
+			checked, v := c.checked, c.v
+			c.mu.Unlock()
+			if !checked {
+				buf = buf[:0]
+				break
+			}
+			fh, hn, herr := packet.ReadFixedHeader(buf)
+			if herr != nil {
+				c.violate("sent a packet whose fixed header does not decode (% x): %v", buf[:min(len(buf), 8)], herr)
+				return
+			}
+			if hn == 0 || len(buf) < hn+fh.Remaining {
+				break
+			}
+			size := hn + fh.Remaining
+			body := slices.Clone(buf[hn:size])
+			buf = buf[size:]
+			p, derr := packet.Decode(fh, body, v)
+			if derr != nil {
+				c.violate("sent a %v that does not decode: %v", fh.Type, derr)
+				return
+			}
+			if reply := c.judge(p, size); reply != nil {
+				c.send(reply)
+			}
+		}
+		if err != nil {
+			return
+		}
+	}
+}
+
+// judge checks one packet from the broker against what the client knows. It
+// returns the acknowledgement to send when the client acknowledges
+// automatically.
+func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bad := func(format string, args ...any) {
+		c.violations = append(c.violations, fmt.Sprintf("client %p (%v): ", c, c.v)+fmt.Sprintf(format, args...))
+	}
+	c.log = append(c.log, describe(p))
+	if c.maxPacket > 0 && size > c.maxPacket {
+		bad("sent a %d-byte %s to a client whose Maximum Packet Size is %d", size, p.PacketType(), c.maxPacket)
+	}
+	if ca, ok := p.(*packet.Connack); ok {
+		if c.connack {
+			bad("sent a second CONNACK")
+		}
+		// MQTT 3.1 has no Session Present flag: a resumed session may follow.
+		c.connack, c.refused, c.resumed = true, ca.ReasonCode.IsError(), ca.SessionPresent || c.v == packet.V31
+		return nil
+	}
+	switch {
+	case !c.connack:
+		bad("sent %s before CONNACK", p.PacketType())
+		return nil
+	case c.refused && p.PacketType() != packet.DISCONNECT:
+		bad("sent %s after refusing the CONNECT", p.PacketType())
+		return nil
+	}
+	var reply *packet.Ack
+	switch p := p.(type) {
+	case *packet.Publish:
+		c.judgePublish(p, bad)
+		if p.QoS > 0 && c.autoAck {
+			if p.QoS == 1 {
+				reply = &packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}
+				c.forget(p.PacketID)
+			} else {
+				reply = &packet.Ack{Type: packet.PUBREC, PacketID: p.PacketID}
+				if fl := c.inflight[p.PacketID]; fl != nil {
+					fl.received = true
+				}
+			}
+		}
+	case *packet.Ack:
+		if p.Type != packet.PUBREL {
+			break // answers to the client's own messages
+		}
+		fl := c.inflight[p.PacketID]
+		switch {
+		case fl == nil && c.resumed:
+			// A release resent for a message received on an earlier connection.
+			fl = &scriptFlow{qos: 2, received: true}
+			c.inflight[p.PacketID] = fl
+			c.order = append(c.order, p.PacketID)
+		case c.flowsKnown && (fl == nil || fl.qos != 2 || !fl.received):
+			bad("sent PUBREL %d for a message the client has not received (%+v)", p.PacketID, fl)
+		}
+		if fl != nil {
+			fl.released = true
+		}
+		if c.autoAck {
+			reply = &packet.Ack{Type: packet.PUBCOMP, PacketID: p.PacketID}
+			c.forget(p.PacketID)
+		}
+	case *packet.Suback:
+		want, ok := c.subs[p.PacketID]
+		switch {
+		case ok && len(p.ReasonCodes) != want:
+			bad("SUBACK %d carries %d reason codes for %d filters", p.PacketID, len(p.ReasonCodes), want)
+		case !ok && c.flowsKnown:
+			bad("SUBACK %d answers no SUBSCRIBE", p.PacketID)
+		}
+		delete(c.subs, p.PacketID)
+	case *packet.Unsuback:
+		want, ok := c.unsubs[p.PacketID]
+		switch {
+		case ok && c.v == packet.V5 && len(p.ReasonCodes) != want:
+			bad("UNSUBACK %d carries %d reason codes for %d filters", p.PacketID, len(p.ReasonCodes), want)
+		case !ok && c.flowsKnown:
+			bad("UNSUBACK %d answers no UNSUBSCRIBE", p.PacketID)
+		}
+		delete(c.unsubs, p.PacketID)
+	case *packet.Pingresp:
+		select {
+		case c.pong <- struct{}{}:
+		default:
+		}
+	case *packet.Disconnect:
+		if c.v != packet.V5 {
+			bad("sent DISCONNECT to an MQTT %v client", c.v)
+		}
+	default:
+		bad("sent %s, which only clients send", p.PacketType())
+	}
+	return reply
+}
+
+// judgePublish checks one PUBLISH against the client's limits; c.mu is held.
+func (c *scriptClient) judgePublish(p *packet.Publish, bad func(string, ...any)) {
+	if pr := &p.Properties; pr.HasTopicAlias {
+		switch {
+		case pr.TopicAlias == 0 || pr.TopicAlias > c.aliasMax:
+			bad("used Topic Alias %d; the client's Topic Alias Maximum is %d", pr.TopicAlias, c.aliasMax)
+		case len(p.Topic) == 0 && !c.aliases[pr.TopicAlias]:
+			bad("used Topic Alias %d before setting it", pr.TopicAlias)
+		case len(p.Topic) > 0:
+			c.aliases[pr.TopicAlias] = true
+		}
+	} else if len(p.Topic) == 0 {
+		bad("sent a PUBLISH with neither topic nor alias")
+	}
+	if p.QoS == 0 || !c.flowsKnown {
+		return
+	}
+	if _, inFlight := c.inflight[p.PacketID]; inFlight {
+		if c.v == packet.V5 {
+			bad("reused packet id %d while its message is in flight", p.PacketID)
+		}
+		return
+	}
+	c.inflight[p.PacketID] = &scriptFlow{qos: p.QoS}
+	c.order = append(c.order, p.PacketID)
+	if c.v == packet.V5 && len(c.inflight) > c.receiveMax {
+		bad("has %d QoS 1/2 messages unacknowledged; the client's Receive Maximum is %d", len(c.inflight), c.receiveMax)
+	}
+}
