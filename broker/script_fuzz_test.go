@@ -31,6 +31,8 @@ import (
 //     its Receive Maximum, no packet identifier reused while in flight, and no
 //     PUBREL for a message the client has not received;
 //   - one SUBACK reason code per filter;
+//   - no message on a topic that matches none of the filters the session's
+//     client id has subscribed to;
 //   - and after each script: no recovered panic, every connection closed by
 //     the broker once its client is gone, and a new client still served.
 func FuzzClientScripts(f *testing.F) {
@@ -121,6 +123,59 @@ func (r *scriptReader) flag() bool { return r.next()&1 == 1 }
 
 // from picks one of choices.
 func from[T any](r *scriptReader, choices ...T) T { return choices[r.pick(len(choices))] }
+
+// scriptSubscriptions remembers, for the life of the test process (sessions
+// outlive a script), every filter each session has asked for. A delivery on
+// a topic none of them matches is a routing bug.
+var scriptSubscriptions = struct {
+	sync.Mutex
+	filters map[string][]string // session key -> filters sent
+	unknown map[string]bool     // sessions that may hold filters sent as raw bytes
+}{filters: map[string][]string{}, unknown: map[string]bool{}}
+
+// matchesAny reports whether topic matches one of the filters of session
+// key, or whether that cannot be told.
+func matchesAny(key, topic string) (bool, []string) {
+	scriptSubscriptions.Lock()
+	defer scriptSubscriptions.Unlock()
+	if scriptSubscriptions.unknown[key] {
+		return true, nil
+	}
+	filters := scriptSubscriptions.filters[key]
+	for _, f := range filters {
+		if filterMatches(f, topic) {
+			return true, nil
+		}
+	}
+	return false, slices.Clone(filters)
+}
+
+// filterMatches is MQTT topic matching written out plainly, independent of
+// the broker's trie, for checking it: + is one level, # the rest (parent
+// included), a $ topic is not matched by a leading wildcard, and a shared
+// subscription matches as its filter.
+func filterMatches(filter, topic string) bool {
+	if rest, ok := strings.CutPrefix(filter, "$share/"); ok {
+		_, f, ok := strings.Cut(rest, "/")
+		if !ok {
+			return false
+		}
+		filter = f
+	}
+	if strings.HasPrefix(topic, "$") && (strings.HasPrefix(filter, "+") || strings.HasPrefix(filter, "#")) {
+		return false
+	}
+	fl, tl := strings.Split(filter, "/"), strings.Split(topic, "/")
+	for i, level := range fl {
+		if level == "#" {
+			return true
+		}
+		if i >= len(tl) || level != "+" && level != tl[i] {
+			return false
+		}
+	}
+	return len(fl) == len(tl)
+}
 
 // Filters, topics and client identifiers come from small sets, so that
 // scripts meet: two clients share a session, a publish matches a subscription.
@@ -217,7 +272,8 @@ type scriptClient struct {
 	receiveMax   int
 	maxPacket    int // 0: no limit
 	aliasMax     uint16
-	aliases      map[uint16]bool
+	aliases      map[uint16]string      // Topic Alias -> topic, as the broker set them
+	session      string                 // key of the session in scriptSubscriptions
 	inflight     map[uint16]*scriptFlow // outgoing QoS 1/2 messages not yet complete
 	order        []uint16               // inflight ids, oldest first
 	subs         map[uint16]int         // SUBSCRIBE id -> filters
@@ -344,6 +400,11 @@ func (c *scriptClient) play(op int, r *scriptReader) {
 		c.mu.Lock()
 		c.flowsKnown = false // the bytes may well hold acknowledgements
 		c.framingKnown = false
+		if c.session != "" {
+			scriptSubscriptions.Lock()
+			scriptSubscriptions.unknown[c.session] = true // or a SUBSCRIBE
+			scriptSubscriptions.Unlock()
+		}
 		c.mu.Unlock()
 		n := r.pick(17)
 		raw := make([]byte, n)
@@ -365,7 +426,7 @@ func dialScriptClient(t *testing.T, addr string) *scriptClient {
 	}
 	c := &scriptClient{
 		nc: nc, v: packet.V5, flowsKnown: true, framingKnown: true, receiveMax: 65535,
-		aliases: map[uint16]bool{}, inflight: map[uint16]*scriptFlow{},
+		aliases: map[uint16]string{}, inflight: map[uint16]*scriptFlow{},
 		subs: map[uint16]int{}, unsubs: map[uint16]int{},
 		pong: make(chan struct{}, 1), done: make(chan struct{}),
 	}
@@ -426,6 +487,10 @@ func (c *scriptClient) connect(r *scriptReader) {
 		// this version and within these limits. After raw bytes, nothing
 		// the broker sends is judged: it may take them for anything.
 		c.checked, c.v, c.autoAck = true, cp.Version, autoAck
+		c.session = cp.ClientID
+		if c.session == "" {
+			c.session = fmt.Sprintf("assigned to %p", c) // no other connection can resume it
+		}
 		if cp.Properties.HasReceiveMaximum {
 			c.receiveMax = int(cp.Properties.ReceiveMaximum)
 		}
@@ -461,6 +526,13 @@ func (c *scriptClient) subscribe(r *scriptReader) {
 	c.nextID++
 	s.PacketID = 100 + c.nextID
 	c.subs[s.PacketID] = len(s.Subscriptions)
+	if c.session != "" {
+		scriptSubscriptions.Lock()
+		for _, sub := range s.Subscriptions {
+			scriptSubscriptions.filters[c.session] = append(scriptSubscriptions.filters[c.session], sub.Filter)
+		}
+		scriptSubscriptions.Unlock()
+	}
 	c.mu.Unlock()
 	c.send(s)
 }
@@ -770,17 +842,23 @@ func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
 
 // judgePublish checks one PUBLISH against the client's limits; c.mu is held.
 func (c *scriptClient) judgePublish(p *packet.Publish, bad func(string, ...any)) {
+	topic := string(p.Topic)
 	if pr := &p.Properties; pr.HasTopicAlias {
 		switch {
 		case pr.TopicAlias == 0 || pr.TopicAlias > c.aliasMax:
 			bad("used Topic Alias %d; the client's Topic Alias Maximum is %d", pr.TopicAlias, c.aliasMax)
-		case len(p.Topic) == 0 && !c.aliases[pr.TopicAlias]:
+		case topic != "":
+			c.aliases[pr.TopicAlias] = topic
+		case c.aliases[pr.TopicAlias] == "":
 			bad("used Topic Alias %d before setting it", pr.TopicAlias)
-		case len(p.Topic) > 0:
-			c.aliases[pr.TopicAlias] = true
+		default:
+			topic = c.aliases[pr.TopicAlias]
 		}
-	} else if len(p.Topic) == 0 {
+	} else if topic == "" {
 		bad("sent a PUBLISH with neither topic nor alias")
+	}
+	if ok, filters := matchesAny(c.session, topic); !ok {
+		bad("delivered a message on %q to session %q, whose filters %q match no such topic", topic, c.session, filters)
 	}
 	if p.QoS == 0 || !c.flowsKnown {
 		return
