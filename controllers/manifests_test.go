@@ -263,8 +263,48 @@ var _ = Describe("Install manifests: the Helm chart and kustomize config/default
 			objs := kustomizeBuild(filepath.Join(dir, "default"))
 			container := renderedDeployment(objs, "fleetmq-controller-manager").Spec.Template.Spec.Containers[0]
 			Expect(container.Image).To(Equal("registry.example/fleetmq:2.0.0"))
-			Expect(expandContainerArgs(container)).To(ContainElement("--broker-image=registry.example/fleetmq:2.0.0"))
+			Expect(expandContainerArgs(container, "fleetmq-system")).To(ContainElement("--broker-image=registry.example/fleetmq:2.0.0"))
 			expectOperatorAcceptsArgs(sctx, operatorBin, objs)
+		}, NodeTimeout(manifestStepTimeout))
+
+		It("confines the operator to its own namespace with config/namespaced", func(sctx SpecContext) {
+			expectNamespaced := func(objs []*unstructured.Unstructured, ns string) {
+				GinkgoHelper()
+				Expect(findManifest(objs, "ClusterRole", "fleetmq-manager-role")).To(BeNil())
+				Expect(findManifest(objs, "ClusterRoleBinding", "fleetmq-manager-rolebinding")).To(BeNil())
+				role := findManifest(objs, "Role", "fleetmq-manager-role")
+				Expect(role).NotTo(BeNil(), "no Role fleetmq-manager-role")
+				Expect(role.GetNamespace()).To(Equal(ns))
+				generated := kustomizeBuild(filepath.Join("..", "config", "rbac"))
+				wantRules, _, _ := unstructured.NestedSlice(findManifest(generated, "ClusterRole", "manager-role").Object, "rules")
+				gotRules, _, _ := unstructured.NestedSlice(role.Object, "rules")
+				Expect(gotRules).To(Equal(wantRules), "the Role holds other rules than config/rbac/role.yaml")
+
+				binding := &rbacv1.RoleBinding{}
+				raw := findManifest(objs, "RoleBinding", "fleetmq-manager-rolebinding")
+				Expect(raw).NotTo(BeNil(), "no RoleBinding fleetmq-manager-rolebinding")
+				Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(raw.Object, binding)).To(Succeed())
+				Expect(binding.Namespace).To(Equal(ns))
+				Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "fleetmq-manager-role"}))
+				Expect(binding.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount", Name: "fleetmq-controller-manager", Namespace: ns}))
+
+				deploy := renderedDeployment(objs, "fleetmq-controller-manager")
+				Expect(deploy.Namespace).To(Equal(ns))
+				Expect(expandContainerArgs(deploy.Spec.Template.Spec.Containers[0], ns)).To(ContainElement("--watch-namespaces=" + ns))
+				Expect(checkManifestReferences(objs)).To(BeEmpty())
+			}
+			objs := kustomizeBuild(filepath.Join("..", "config", "namespaced"))
+			expectNamespaced(objs, "fleetmq-system")
+			Expect(dryRun.apply(sctx, objs)).To(BeEmpty())
+			expectOperatorAcceptsArgs(sctx, operatorBin, objs)
+
+			// An overlay that moves it to another namespace moves the Role, its binding
+			// and what the operator watches along.
+			dir := copyConfigTree()
+			Expect(os.MkdirAll(filepath.Join(dir, "iot-prod"), 0o755)).To(Succeed())
+			Expect(os.WriteFile(filepath.Join(dir, "iot-prod", "kustomization.yaml"),
+				[]byte("resources: [../namespaced]\nnamespace: iot-prod\n"), 0o644)).To(Succeed())
+			expectNamespaced(kustomizeBuild(filepath.Join(dir, "iot-prod")), "iot-prod")
 		}, NodeTimeout(manifestStepTimeout))
 
 		It("scrapes the metrics Service when config/prometheus is enabled", func(sctx SpecContext) {
@@ -673,15 +713,20 @@ func monitorSelectsService(services []*corev1.Service, namespace string, selecto
 	return false
 }
 
-// expandContainerArgs expands $(VAR) references to the container's literal env values, as
-// the kubelet does.
-func expandContainerArgs(c corev1.Container) []string {
+// expandContainerArgs expands $(VAR) in the container's arguments as the kubelet does, for
+// variables set to a value or to the pod's namespace (downward API), which is namespace.
+func expandContainerArgs(c corev1.Container, namespace string) []string {
 	args := slices.Clone(c.Args)
 	for i := range args {
 		for _, e := range c.Env {
-			if e.ValueFrom == nil {
-				args[i] = strings.ReplaceAll(args[i], "$("+e.Name+")", e.Value)
+			value := e.Value
+			if e.ValueFrom != nil {
+				if f := e.ValueFrom.FieldRef; f == nil || f.FieldPath != "metadata.namespace" {
+					continue
+				}
+				value = namespace
 			}
+			args[i] = strings.ReplaceAll(args[i], "$("+e.Name+")", value)
 		}
 	}
 	return args
@@ -700,7 +745,7 @@ func expectOperatorAcceptsArgs(ctx context.Context, operatorBin string, objs []*
 		}
 		for _, c := range renderedDeployment(objs, obj.GetName()).Spec.Template.Spec.Containers {
 			Expect(c.Command).To(Equal([]string{"/fleetmq-operator"}), "container %s", c.Name)
-			args := expandContainerArgs(c)
+			args := expandContainerArgs(c, obj.GetNamespace())
 			for _, a := range args {
 				Expect(a).NotTo(ContainSubstring("$("), "container %s: argument %q refers to an undefined variable", c.Name, a)
 			}
