@@ -2,10 +2,14 @@ package broker_test
 
 import (
 	"fmt"
+	"math/rand/v2"
 	"net"
+	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,7 +40,70 @@ import (
 //   - and after each script: no recovered panic, every connection closed by
 //     the broker once its client is gone, and a new client still served.
 func FuzzClientScripts(f *testing.F) {
-	b := startBroker(f, func(c *config.Config, _ *broker.Options) {
+	b := startScriptBroker(f)
+	for _, seed := range fuzzSeedScripts {
+		f.Add(seed)
+	}
+	var probes int
+	f.Fuzz(func(t *testing.T, script []byte) {
+		before := b.Stats().Snapshot()
+		if v := playScript(t, b.Addr, script, testing.Verbose()); len(v) > 0 {
+			t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
+		}
+		probes++
+		expectRecovered(t, b, before, fmt.Sprintf("fz-probe/%d", probes))
+	})
+}
+
+// TestConcurrentClientScripts plays random scripts from several goroutines at
+// once, for a few seconds, against one broker. Their clients share client
+// ids, so sessions are taken over, resumed and ended while messages flow
+// between them, in interleavings the one-script-at-a-time fuzz target does
+// not reach. It checks the same. FLEETMQ_SCRIPT_SEED repeats a run's scripts
+// (not its timing).
+func TestConcurrentClientScripts(t *testing.T) {
+	b := startScriptBroker(t)
+	seed := uint64(time.Now().UnixNano())
+	if env := os.Getenv("FLEETMQ_SCRIPT_SEED"); env != "" {
+		var err error
+		if seed, err = strconv.ParseUint(env, 10, 64); err != nil {
+			t.Fatalf("FLEETMQ_SCRIPT_SEED: %v", err)
+		}
+	}
+	t.Logf("FLEETMQ_SCRIPT_SEED=%d", seed)
+	before := b.Stats().Snapshot()
+	const players = 4
+	deadline := time.Now().Add(3 * time.Second)
+	found := make([][]string, players)
+	var scripts atomic.Int64
+	var wg sync.WaitGroup
+	for i := range players {
+		rng := rand.New(rand.NewPCG(seed, uint64(i)))
+		wg.Go(func() {
+			for time.Now().Before(deadline) && len(found[i]) == 0 {
+				found[i] = playScript(t, b.Addr, randomScript(rng), false)
+				scripts.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	after := b.Stats().Snapshot()
+	t.Logf("%d scripts played: %d connections, %d messages received and %d sent, %d connections ended for a protocol error or malformed packet",
+		scripts.Load(), after.ConnectionsAccepted-before.ConnectionsAccepted,
+		sum(after.MessagesReceived)-sum(before.MessagesReceived), sum(after.MessagesSent)-sum(before.MessagesSent),
+		after.ProtocolErrors+after.MalformedPackets-before.ProtocolErrors-before.MalformedPackets)
+	if v := slices.Concat(found...); len(v) > 0 {
+		t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
+	}
+	expectRecovered(t, b, before, "fz-probe/concurrent")
+}
+
+func sum(counts [3]int64) int64 { return counts[0] + counts[1] + counts[2] }
+
+// startScriptBroker starts the broker scripts play against, with limits
+// small enough for a script to reach.
+func startScriptBroker(tb testing.TB) *testBroker {
+	return startBroker(tb, func(c *config.Config, _ *broker.Options) {
 		c.Limits.MaxPacketSize = 2048
 		c.Limits.ReceiveMaximum = 4
 		c.Limits.MaxInflight = 8
@@ -47,33 +114,70 @@ func FuzzClientScripts(f *testing.F) {
 		c.Limits.MaxRetainedMessages = 16
 		c.Limits.MaxSessionExpiry = 5
 	})
-	for _, seed := range fuzzSeedScripts {
-		f.Add(seed)
+}
+
+// stepSize is the bytes of one script step: slot, operation and operands,
+// padded with zeros. A fixed size keeps the fuzzer's mutations of one step
+// from shifting every step after it.
+const stepSize = 20
+
+// playScript plays script to its end (at most 64 steps), closes its clients
+// and returns what they found wrong.
+func playScript(t *testing.T, addr string, script []byte, verbose bool) []string {
+	run := &scriptRun{t: t, addr: addr, verbose: verbose}
+	for steps := 0; len(script) > 0 && steps < 64; steps++ {
+		n := min(stepSize, len(script))
+		run.step(&scriptReader{data: script[:n]})
+		script = script[n:]
 	}
-	var probes int
-	f.Fuzz(func(t *testing.T, script []byte) {
-		before := b.Stats().Snapshot()
-		run := &scriptRun{t: t, addr: b.Addr}
-		r := &scriptReader{data: script}
-		for steps := 0; !r.done() && steps < 64; steps++ {
-			run.step(r)
+	return run.finish()
+}
+
+// framed joins steps into a script, padding each to stepSize.
+func framed(steps ...[]byte) []byte {
+	var script []byte
+	for _, st := range steps {
+		script = append(script, st...)
+		script = append(script, make([]byte, stepSize-len(st))...)
+	}
+	return script
+}
+
+// randomScript is a script of up to 64 steps for TestConcurrentClientScripts:
+// operations weighted towards publishing, operands at random.
+func randomScript(rng *rand.Rand) []byte {
+	weighted := []byte{
+		opConnect, opConnect, opConnect, opSubscribe, opSubscribe, opSubscribe, opUnsubscribe,
+		opPublish, opPublish, opPublish, opPublish, opPublish, opPublish, opPublish, opPublish,
+		opAck, opAck, opAck, opBogusAck, opSync, opSync, opDisconnect, opVanish, opRaw, opAuth,
+	}
+	script := make([]byte, (8+rng.IntN(57))*stepSize)
+	for i := 0; i < len(script); i += stepSize {
+		st := script[i : i+stepSize]
+		for j := range st {
+			st[j] = byte(rng.Uint32())
 		}
-		if v := run.finish(); len(v) > 0 {
-			t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
-		}
-		if n := b.Stats().Panics.Load() - before.Panics; n > 0 {
-			t.Fatalf("%d panics recovered while playing the script", n)
-		}
-		closed := func() bool { return b.Stats().ConnectionsCurrent.Load() <= before.ConnectionsCurrent }
-		for deadline := time.Now().Add(rawWait); !closed() && time.Now().Before(deadline); {
-			time.Sleep(200 * time.Microsecond)
-		}
-		if !closed() {
-			t.Fatalf("%d connections still open after every client went away", b.Stats().ConnectionsCurrent.Load()-before.ConnectionsCurrent)
-		}
-		probes++
-		probeServes(t, b.Addr, fmt.Sprintf("fz-probe/%d", probes))
-	})
+		st[1] = weighted[rng.IntN(len(weighted))]
+	}
+	return script
+}
+
+// expectRecovered checks the broker after scripts: no panic recovered since
+// before, every connection closed now that its client is gone, and a new
+// client served on topic.
+func expectRecovered(t *testing.T, b *testBroker, before broker.StatsSnapshot, topic string) {
+	t.Helper()
+	if n := b.Stats().Panics.Load() - before.Panics; n > 0 {
+		t.Fatalf("%d panics recovered while playing scripts", n)
+	}
+	closed := func() bool { return b.Stats().ConnectionsCurrent.Load() <= before.ConnectionsCurrent }
+	for deadline := time.Now().Add(rawWait); !closed() && time.Now().Before(deadline); {
+		time.Sleep(200 * time.Microsecond)
+	}
+	if !closed() {
+		t.Fatalf("%d connections still open after every client went away", b.Stats().ConnectionsCurrent.Load()-before.ConnectionsCurrent)
+	}
+	probeServes(t, b.Addr, topic)
 }
 
 // probeServes checks that a new client can still subscribe and get its own
@@ -100,11 +204,9 @@ func probeServes(t *testing.T, addr, topic string) {
 	}
 }
 
-// scriptReader hands out the fuzz input a byte at a time; past its end every
-// byte is zero, so any input is a complete script.
+// scriptReader hands out one step of a script a byte at a time; past its
+// end every byte is zero, so any input is a complete script.
 type scriptReader struct{ data []byte }
-
-func (r *scriptReader) done() bool { return len(r.data) == 0 }
 
 func (r *scriptReader) next() byte {
 	if len(r.data) == 0 {
@@ -203,55 +305,79 @@ const (
 	opCount
 )
 
-// fuzzSeedScripts start the fuzzer in useful places. A script is steps of
-// slot, op, operands, in the order play and its helpers read them; CONNECT's
-// operands are version (0 3.1, 1 3.1.1, 2 5), client id, clean start, automatic
-// acks, five MQTT 5 limits (session expiry, Receive Maximum, Maximum Packet
-// Size, Topic Alias Maximum, problem information) and the will.
+// fuzzSeedScripts start the fuzzer in useful places. A step is slot, op and
+// operands, in the order play and its helpers read them; CONNECT's operands
+// are version (0 3.1, 1 3.1.1, 2 5), client id, clean start, automatic acks,
+// five MQTT 5 limits (session expiry, Receive Maximum, Maximum Packet Size,
+// Topic Alias Maximum, problem information) and the will; PUBLISH's are
+// topic, QoS, retain, payload size, packet id (QoS 1 and 2), Topic Alias
+// (and whether to leave the topic out), expiry, payload format, response.
 var fuzzSeedScripts = [][]byte{
 	// An MQTT 5 subscriber with Receive Maximum 1 that acknowledges by hand,
 	// and a publisher of QoS 1 and 2 messages.
-	{0, opConnect, 2, 0, 1, 0, 0, 1, 0, 0, 0, 0,
-		0, opSubscribe, 0, 2, 2, 0, 0, 0, 0, 0, opSync,
-		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-		1, opPublish, 0, 1, 0, 2, 0, 0, 0, 0, 0,
-		1, opPublish, 1, 2, 0, 2, 1, 0, 0, 0, 0,
-		1, opPublish, 2, 1, 0, 2, 2, 0, 0, 0, 0,
-		1, opSync, 0, opSync, 0, opAck, 0, 0, opSync, 0, opAck, 0, 0, opSync,
-		0, opAck, 0, 0, opAck, 0, 0, opSync},
-	// A 3.1.1 persistent session vanishes with messages in flight; an MQTT 5
-	// client resumes it with Receive Maximum 2.
-	{0, opConnect, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-		0, opSubscribe, 0, 2, 2, 0, 0, 0, 0, 0, opSync,
-		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-		1, opPublish, 0, 2, 0, 2, 0, 0, 0, 0, 0,
-		1, opPublish, 0, 1, 0, 2, 1, 0, 0, 0, 0,
-		1, opSync, 0, opSync, 0, opVanish,
-		2, opConnect, 2, 0, 0, 0, 2, 2, 0, 0, 0, 0,
-		2, opSync, 2, opAck, 0, 2, opSync, 2, opAck, 0, 2, opSync, 2, opAck, 0, 2, opSync},
+	framed(
+		[]byte{0, opConnect, 2, 0, 1, 0, 0, 1, 0, 0, 0, 0},
+		[]byte{0, opSubscribe, 0, 2, 2, 0, 0, 0, 0}, []byte{0, opSync},
+		[]byte{1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 1, 0, 2, 0, 0, 0, 0, 0},
+		[]byte{1, opPublish, 1, 2, 0, 2, 1, 0, 0, 0, 0},
+		[]byte{1, opPublish, 2, 1, 0, 2, 2, 0, 0, 0, 0},
+		[]byte{1, opSync}, []byte{0, opSync},
+		[]byte{0, opAck}, []byte{0, opSync}, []byte{0, opAck}, []byte{0, opSync},
+		[]byte{0, opAck}, []byte{0, opAck}, []byte{0, opSync}),
+	// A persistent session vanishes with QoS 1 and 2 messages in flight and
+	// is resumed, by MQTT 5 with Receive Maximum 2, then by MQTT 3.1 (whose
+	// CONNACK has no Session Present flag).
+	framed(
+		[]byte{0, opConnect, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0},
+		[]byte{0, opSubscribe, 0, 2, 2, 0, 0, 0, 0}, []byte{0, opSync},
+		[]byte{1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 2, 0, 2, 0, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 1, 0, 2, 1, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 2, 0, 2, 2, 0, 0, 0, 0},
+		[]byte{1, opSync}, []byte{0, opSync}, []byte{0, opVanish},
+		[]byte{2, opConnect, 2, 0, 0, 0, 2, 2, 0, 0, 0, 0},
+		[]byte{2, opSync}, []byte{2, opAck}, []byte{2, opSync}, []byte{2, opVanish},
+		[]byte{0, opConnect, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}, []byte{0, opSync}),
 	// Topic aliases, a message too big for the subscriber's Maximum Packet
 	// Size of 64, and an alias above the broker's maximum.
-	{0, opConnect, 2, 0, 1, 1, 0, 0, 1, 2, 0, 0,
-		0, opSubscribe, 0, 2, 0, 0, 0, 0, 0, 0, opSync,
-		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-		1, opPublish, 0, 0, 0, 2, 1, 0, 0, 0, 0,
-		1, opPublish, 0, 0, 0, 2, 1, 1, 0, 0, 0,
-		1, opPublish, 2, 0, 0, 3, 0, 0, 0, 0,
-		1, opPublish, 0, 0, 0, 0, 5, 0, 0, 0, 0,
-		1, opSync, 0, opSync},
-	// A client with a delayed will sends garbage; a subscriber waits for the will.
-	{0, opConnect, 2, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1,
-		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-		1, opSubscribe, 0, 2, 1, 0, 0, 0, 0,
-		0, opRaw, 5, 0x30, 0xff, 0xff, 0xff, 0xff,
-		1, opSync, 0, opSync},
+	framed(
+		[]byte{0, opConnect, 2, 0, 1, 1, 0, 0, 1, 2, 0, 0},
+		[]byte{0, opSubscribe, 0, 2, 0, 0, 0, 0, 0}, []byte{0, opSync},
+		[]byte{1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 0, 0, 2, 1, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 0, 0, 2, 1, 1, 0, 0, 0},
+		[]byte{1, opPublish, 2, 0, 0, 3, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 0, 0, 0, 5, 0, 0, 0, 0},
+		[]byte{1, opSync}, []byte{0, opSync}),
+	// A client with a will sends garbage; a subscriber gets the will.
+	framed(
+		[]byte{0, opConnect, 2, 0, 1, 1, 0, 0, 0, 0, 0, 1, 0, 1, 0, 1},
+		[]byte{1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{1, opSubscribe, 0, 2, 1, 0, 0, 0, 0},
+		[]byte{0, opRaw, 5, 0x30, 0xff, 0xff, 0xff, 0xff},
+		[]byte{1, opSync}, []byte{0, opSync}),
 	// MQTT 3.1, shared subscriptions, a retained message, stray
 	// acknowledgements and AUTH.
-	{0, opConnect, 0, 2, 1, 1, 0, 0, 0, 0, 0, 0,
-		0, opSubscribe, 1, 7, 1, 0, 0, 0, 9, 1, 0, 0, 0, 0, 0, opSync,
-		1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0,
-		1, opPublish, 0, 1, 1, 1, 0, 0, 1, 0, 0,
-		1, opBogusAck, 2, 3, 1, opAuth, 0, opSync},
+	framed(
+		[]byte{0, opConnect, 0, 2, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{0, opSubscribe, 1, 7, 1, 0, 0, 0, 9, 1, 0, 0, 0, 0}, []byte{0, opSync},
+		[]byte{1, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{1, opPublish, 0, 1, 1, 1, 0, 0, 1, 0, 0},
+		[]byte{1, opBogusAck, 2, 3}, []byte{1, opAuth}, []byte{0, opSync}),
+	// A second CONNECT right behind the first, before its CONNACK: the
+	// broker owes the CONNACK and the SUBACK before its DISCONNECT.
+	framed(
+		[]byte{0, opConnect, 2, 0, 1, 0, 0, 1, 0, 0, 0, 0},
+		[]byte{0, opSubscribe, 0, 0, 1, 0, 1, 0, 0},
+		[]byte{0, opConnect, 1, 3, 0, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{0, opSync}),
+	// Half a packet as raw bytes, which the broker waits out, then a sync
+	// that cannot be answered.
+	framed(
+		[]byte{0, opConnect, 2, 1, 1, 1, 0, 0, 0, 0, 0, 0},
+		[]byte{0, opRaw, 3, 0x30, 0x7f, 0x00},
+		[]byte{0, opSync}),
 }
 
 // scriptClient is one connection of a script, with what its client knows
@@ -300,6 +426,7 @@ type scriptFlow struct {
 // scriptRun is one script being played: its clients, by slot.
 type scriptRun struct {
 	t          *testing.T
+	verbose    bool // log what each client received
 	addr       string
 	clients    [3]*scriptClient
 	violations []string // of clients whose connection has ended
@@ -319,7 +446,11 @@ func (s *scriptRun) step(r *scriptReader) {
 		if op != opConnect && op != opRaw {
 			return
 		}
-		c = dialScriptClient(s.t, s.addr)
+		var err error
+		if c, err = dialScriptClient(s.addr); err != nil {
+			s.violations = append(s.violations, err.Error())
+			return
+		}
 		s.clients[slot] = c
 	}
 	c.play(op, r)
@@ -338,7 +469,7 @@ func (s *scriptRun) finish() []string {
 // retire closes c and keeps what it found.
 func (s *scriptRun) retire(c *scriptClient) {
 	s.violations = append(s.violations, c.finish()...)
-	if testing.Verbose() {
+	if s.verbose {
 		c.mu.Lock()
 		s.t.Log(c.received())
 		c.mu.Unlock()
@@ -419,10 +550,10 @@ func (c *scriptClient) play(op int, r *scriptReader) {
 
 // dialScriptClient connects a new client and starts reading what the broker
 // sends it.
-func dialScriptClient(t *testing.T, addr string) *scriptClient {
+func dialScriptClient(addr string) (*scriptClient, error) {
 	nc, err := net.DialTimeout("tcp", addr, rawWait)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		return nil, fmt.Errorf("the broker refused a connection: %w", err)
 	}
 	c := &scriptClient{
 		nc: nc, v: packet.V5, flowsKnown: true, framingKnown: true, receiveMax: 65535,
@@ -431,7 +562,7 @@ func dialScriptClient(t *testing.T, addr string) *scriptClient {
 		pong: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go c.readLoop()
-	return c
+	return c, nil
 }
 
 // connect sends a CONNECT built from the script. The first one on a
