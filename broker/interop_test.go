@@ -22,7 +22,7 @@ import (
 // test would hide exactly the regressions it exists for.
 
 // interopInstallHint says how to get the interop peers.
-const interopInstallHint = "run hack/install-test-deps.sh as root (`make test` does) to install mosquitto-clients, python3-paho-mqtt, nodejs and MQTT.js"
+const interopInstallHint = "run hack/install-test-deps.sh as root (`make test` does) to install mosquitto-clients, python3-paho-mqtt, haproxy, nodejs and MQTT.js"
 
 // debianPython is Debian's interpreter, the one python3-paho-mqtt installs
 // into; a python3 earlier on PATH (pyenv, venv) may not have it.

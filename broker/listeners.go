@@ -23,6 +23,7 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+	"github.com/pires/go-proxyproto"
 
 	"github.com/fleetmq/fleetmq/broker/config"
 )
@@ -77,6 +78,18 @@ func (srv *Server) wrapListener(lc config.Listener, ln net.Listener) (*listener,
 		srv.recordLoaded(tlsFileKey(lc.Name), lc.TLS.CertFile, ep.state.Load().revision)
 		tlsConf = ep.serverConfig()
 	}
+	if lc.ProxyProtocol {
+		// The header comes first on the wire, before TLS and HTTP.
+		pl := &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: connectTimeout}
+		if len(lc.TrustedProxies) > 0 {
+			policy, err := proxyproto.TrustProxyHeaderFromRanges(trustedRanges(lc.TrustedProxies))
+			if err != nil {
+				return nil, fmt.Errorf("listener %s: trustedProxies: %w", lc.Name, err)
+			}
+			pl.ConnPolicy = policy
+		}
+		ln = pl
+	}
 	switch lc.Protocol {
 	case "websocket":
 		ln = newWSListener(ln, lc.Path, tlsConf, srv.log)
@@ -86,6 +99,22 @@ func (srv *Server) wrapListener(lc config.Listener, ln net.Listener) (*listener,
 		}
 	}
 	return &listener{name: lc.Name, ln: ln}, nil
+}
+
+// trustedRanges writes single addresses of trustedProxies as ranges of one.
+func trustedRanges(trusted []string) []string {
+	out := make([]string, len(trusted))
+	for i, t := range trusted {
+		out[i] = t
+		if ip := net.ParseIP(t); ip != nil {
+			bits := 128
+			if ip.To4() != nil {
+				bits = 32
+			}
+			out[i] = fmt.Sprintf("%s/%d", t, bits)
+		}
+	}
+	return out
 }
 
 // tlsEndpoint returns the TLS state of a listener, nil for a plain one.

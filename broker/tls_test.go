@@ -99,9 +99,9 @@ func tlsSecret(t testing.TB, ca *testCA, serial int64) map[string]string {
 	return map[string]string{"tls.crt": crt, "tls.key": key, "ca.crt": ca.PEM}
 }
 
-// serveTLS adds a TLS (or secure WebSocket) listener to b on a free port
-// and returns its address.
-func serveTLS(t testing.TB, b *testBroker, lc config.Listener) string {
+// serveListener adds the listener lc (TLS, WebSocket, PROXY protocol...) to
+// b on a free loopback port and returns its address.
+func serveListener(t testing.TB, b *testBroker, lc config.Listener) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -148,7 +148,7 @@ func TestTLSWithMosquittoSub(t *testing.T) {
 
 	t.Run("client certificate requested", func(t *testing.T) {
 		b := startBroker(t) // anonymous allowed
-		addr := serveTLS(t, b, tlsListener("mqtts", vol, "request"))
+		addr := serveListener(t, b, tlsListener("mqtts", vol, "request"))
 		mosquittoPub(t, b, "-t", "tls/hello", "-m", "hello", "-r", "-q", "1")
 		if out, ok := mosquittoSubTLS(t, addr, "--cafile", caFile, "-t", "tls/hello"); !ok || out != "hello" {
 			t.Errorf("mosquitto_sub --cafile without a client certificate: ok=%v output %q", ok, out)
@@ -172,7 +172,7 @@ func TestTLSWithMosquittoSub(t *testing.T) {
 		})
 		lc := tlsListener("mqtts-cn", vol, "require")
 		lc.TLS.UseCNAsUsername = true
-		addr := serveTLS(t, b, lc)
+		addr := serveListener(t, b, lc)
 		// The certificate is the credential: the CONNECT username and
 		// password are not looked at (there is no password file at all),
 		// and the ACL applies to the CN, which has no write grant.
@@ -235,7 +235,7 @@ func TestTLSCertificateRotation(t *testing.T) {
 	ca := newTestCA(t, "test CA")
 	vol := newKubeVolume(t, tlsSecret(t, ca, 100))
 	b := startBroker(t)
-	addr := serveTLS(t, b, tlsListener("mqtts", vol, "none"))
+	addr := serveListener(t, b, tlsListener("mqtts", vol, "none"))
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := b.Watch(ctx); err != nil {

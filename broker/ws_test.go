@@ -122,7 +122,7 @@ func serveWS(t testing.TB, b *testBroker, path string, vol *kubeVolume) string {
 		lc.Protocol, lc.Path = "websocket", path
 		scheme = "wss"
 	}
-	addr := serveTLS(t, b, lc)
+	addr := serveListener(t, b, lc)
 	return fmt.Sprintf("%s://%s%s", scheme, addr, path)
 }
 

@@ -105,6 +105,17 @@ var _ = Describe("MQTTBroker API", func() {
 		Expect(s.Limits).To(Equal(mqttv1alpha1.LimitsSpec{}))
 	})
 
+	It("accepts a PROXY protocol listener behind trusted load balancers", func() {
+		lb := mqttv1alpha1.ListenerSpec{Name: "lb", Protocol: mqttv1alpha1.ProtocolMQTTS, Port: 8884,
+			ProxyProtocol: true, TrustedProxies: []string{"10.0.0.0/16", "192.168.1.7", "fd00::/8"}}
+		Expect(k8sClient.Create(ctx, newBroker(ns, "behind-lb", func(b *mqttv1alpha1.MQTTBroker) {
+			b.Spec.Listeners = []mqttv1alpha1.ListenerSpec{lb}
+		}))).To(Succeed())
+		got := &mqttv1alpha1.MQTTBroker{}
+		Expect(k8sClient.Get(ctx, client.ObjectKey{Namespace: ns, Name: "behind-lb"}, got)).To(Succeed())
+		Expect(got.Spec.Listeners).To(Equal([]mqttv1alpha1.ListenerSpec{lb}))
+	})
+
 	It("accepts the samples in config/samples", func() {
 		for _, file := range []string{"mqtt_v1alpha1_mqttbroker.yaml", "mqtt_v1alpha1_mqttuser.yaml"} {
 			for _, obj := range readManifests(filepath.Join("..", "config", "samples", file)) {
@@ -170,6 +181,12 @@ var _ = Describe("MQTTBroker API", func() {
 		Entry("a path on an mqtt listener", "fleet", func(b *mqttv1alpha1.MQTTBroker) {
 			b.Spec.Listeners = []mqttv1alpha1.ListenerSpec{{Name: "mqtt", Protocol: mqttv1alpha1.ProtocolMQTT, Port: 1883, Path: "/mqtt"}}
 		}, "path applies only to ws and wss listeners"),
+		Entry("trusted proxies without the PROXY protocol", "fleet", func(b *mqttv1alpha1.MQTTBroker) {
+			b.Spec.Listeners = []mqttv1alpha1.ListenerSpec{{Name: "lb", Protocol: mqttv1alpha1.ProtocolMQTT, Port: 1884, TrustedProxies: []string{"10.0.0.0/16"}}}
+		}, "trustedProxies applies only with proxyProtocol: true"),
+		Entry("a trusted proxy that is no address", "fleet", func(b *mqttv1alpha1.MQTTBroker) {
+			b.Spec.Listeners = []mqttv1alpha1.ListenerSpec{{Name: "lb", Protocol: mqttv1alpha1.ProtocolMQTT, Port: 1884, ProxyProtocol: true, TrustedProxies: []string{"10.0.0.0/33"}}}
+		}, "each entry must be an IP address or a CIDR range such as 10.0.0.0/16"),
 		Entry("a listener name that cannot name a Service port", "fleet", func(b *mqttv1alpha1.MQTTBroker) {
 			b.Spec.Listeners = []mqttv1alpha1.ListenerSpec{{Name: "MQTT_Plain", Protocol: mqttv1alpha1.ProtocolMQTT, Port: 1883}}
 		}, "spec.listeners[0].name"),

@@ -191,6 +191,7 @@ type MQTTBrokerSpec struct {
 // +kubebuilder:validation:XValidation:rule="self.port != 9090",message="port 9090 is the broker's metrics and health port: give this listener another port"
 // +kubebuilder:validation:XValidation:rule="self.name != 'metrics'",message="the listener name metrics is taken by the broker's metrics port: choose another name"
 // +kubebuilder:validation:XValidation:rule="!has(self.path) || self.protocol in ['ws', 'wss']",message="path applies only to ws and wss listeners: remove it or set protocol to ws or wss"
+// +kubebuilder:validation:XValidation:rule="!has(self.trustedProxies) || (has(self.proxyProtocol) && self.proxyProtocol)",message="trustedProxies applies only with proxyProtocol: true"
 type ListenerSpec struct {
 	// name identifies the listener: it names the Service port and the status endpoint. At
 	// most 15 lowercase letters, digits and '-', as Service port names allow.
@@ -215,6 +216,25 @@ type ListenerSpec struct {
 	// +kubebuilder:validation:MaxLength=256
 	// +kubebuilder:validation:Pattern=`^/[^\s]*$`
 	Path string `json:"path,omitempty"`
+
+	// proxyProtocol expects every connection to this listener to start with a PROXY
+	// protocol v1 or v2 header, as a load balancer sends it (AWS NLB with proxy protocol
+	// enabled, HAProxy's send-proxy): the brokers then know clients by their own addresses,
+	// not the load balancer's. A connection without the header is closed. Changing it
+	// restarts the pods.
+	// +optional
+	ProxyProtocol bool `json:"proxyProtocol,omitempty"`
+
+	// trustedProxies are the addresses or CIDR ranges (e.g. 10.0.0.0/16) of the load
+	// balancers allowed to connect to a proxyProtocol listener; connections from anywhere
+	// else are closed, so that no client can claim another's address. Empty trusts every
+	// peer: then keep everything but the load balancer from reaching the port.
+	// +optional
+	// +listType=set
+	// +kubebuilder:validation:MaxItems=32
+	// +kubebuilder:validation:items:MaxLength=64
+	// +kubebuilder:validation:XValidation:rule="self.all(a, isCIDR(a) || isIP(a))",message="listeners[].trustedProxies: each entry must be an IP address or a CIDR range such as 10.0.0.0/16"
+	TrustedProxies []string `json:"trustedProxies,omitempty"`
 }
 
 // ServiceSpec configures the client Service.

@@ -54,6 +54,17 @@ type Listener struct {
 	Path string `yaml:"path,omitempty" json:"path,omitempty"`
 	// TLS turns the listener into a TLS listener when set.
 	TLS *TLS `yaml:"tls,omitempty" json:"tls,omitempty"`
+	// ProxyProtocol makes every connection start with a PROXY protocol v1 or
+	// v2 header, as a load balancer (AWS NLB, HAProxy, ...) sends it, before
+	// TLS and MQTT; the client address it carries is the one in logs and
+	// given to authentication. A connection without one is closed.
+	ProxyProtocol bool `yaml:"proxyProtocol,omitempty" json:"proxyProtocol,omitempty"`
+	// TrustedProxies are the addresses or CIDR ranges of the load balancers
+	// that may connect to a proxyProtocol listener; connections from
+	// anywhere else are closed on accept, so that no client can claim
+	// another's address. Empty trusts every peer: then nothing but the load
+	// balancer must be able to reach the listener.
+	TrustedProxies []string `yaml:"trustedProxies,omitempty" json:"trustedProxies,omitempty"`
 }
 
 // TLS configures a TLS listener. Files are re-read when they change.
@@ -234,6 +245,14 @@ func (c *Config) Validate() error {
 		}
 		if ln.Protocol == "websocket" && !strings.HasPrefix(ln.Path, "/") {
 			bad("%s.path: %q must start with /", key, ln.Path)
+		}
+		if len(ln.TrustedProxies) > 0 && !ln.ProxyProtocol {
+			bad("%s.trustedProxies: needs proxyProtocol: true", key)
+		}
+		for j, tp := range ln.TrustedProxies {
+			if _, _, err := net.ParseCIDR(tp); err != nil && net.ParseIP(tp) == nil {
+				bad("%s.trustedProxies[%d]: %q is neither an IP address nor a CIDR range such as 10.0.0.0/8", key, j, tp)
+			}
 		}
 		if t := ln.TLS; t != nil {
 			if t.CertFile == "" || t.KeyFile == "" {

@@ -25,6 +25,8 @@ func TestParseRejectsBadInput(t *testing.T) {
 		{"tls without key", "listeners:\n  - {address: 127.0.0.1:1, tls: {certFile: c}}\n", "certFile and keyFile are both required"},
 		{"client auth without CA", "listeners:\n  - {address: 127.0.0.1:1, tls: {certFile: c, keyFile: k, clientAuth: require}}\n", "caFile: required when clientAuth is require"},
 		{"unknown client auth", "listeners:\n  - {address: 127.0.0.1:1, tls: {certFile: c, keyFile: k, clientAuth: maybe}}\n", `clientAuth: "maybe" must be none, request or require`},
+		{"trusted proxies without the PROXY protocol", "listeners:\n  - {address: 127.0.0.1:1, trustedProxies: [10.0.0.0/8]}\n", "trustedProxies: needs proxyProtocol: true"},
+		{"a trusted proxy that is no address", "listeners:\n  - {address: 127.0.0.1:1, proxyProtocol: true, trustedProxies: [10.0.0.0/8, lb.example]}\n", `trustedProxies[1]: "lb.example" is neither an IP address nor a CIDR range`},
 		{"CN without require", "listeners:\n  - {address: 127.0.0.1:1, tls: {certFile: c, keyFile: k, caFile: a, clientAuth: request, useCNAsUsername: true}}\n", "useCNAsUsername: needs clientAuth: require"},
 		{"packet size", "limits: {maxPacketSize: 268435456}\n", "limits.maxPacketSize"},
 		{"receive maximum", "limits: {receiveMaximum: 70000}\n", "limits.receiveMaximum"},

@@ -32,9 +32,11 @@ func BrokerConfig(b *v1.MQTTBroker) *config.Config {
 	}
 	for _, l := range Listeners(b) {
 		bl := config.Listener{
-			Name:     l.Name,
-			Address:  "0.0.0.0:" + strconv.Itoa(int(l.Port)),
-			Protocol: "mqtt",
+			Name:           l.Name,
+			Address:        "0.0.0.0:" + strconv.Itoa(int(l.Port)),
+			Protocol:       "mqtt",
+			ProxyProtocol:  l.ProxyProtocol,
+			TrustedProxies: l.TrustedProxies,
 		}
 		if l.Protocol.UsesWebSocket() {
 			bl.Protocol, bl.Path = "websocket", l.Path

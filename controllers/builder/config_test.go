@@ -1,6 +1,7 @@
 package builder
 
 import (
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +79,26 @@ func TestConfigCarriesTheSpec(t *testing.T) {
 	}
 	if !c.AllowAnonymous || c.Log.Level != "warn" {
 		t.Errorf("allowAnonymous %v log.level %q, want true and warn", c.AllowAnonymous, c.Log.Level)
+	}
+}
+
+func TestConfigProxyProtocolListener(t *testing.T) {
+	b := newBroker(withListeners(
+		v1.ListenerSpec{Name: "mqtt", Protocol: v1.ProtocolMQTT, Port: 1883},
+		v1.ListenerSpec{Name: "lb", Protocol: v1.ProtocolMQTTS, Port: 8884, ProxyProtocol: true, TrustedProxies: []string{"10.0.0.0/16", "10.1.2.3"}},
+	))
+	c := parseRendered(t, b)
+	if l := c.Listeners[0]; l.ProxyProtocol || len(l.TrustedProxies) > 0 {
+		t.Errorf("listener mqtt = %+v, want no PROXY protocol", l)
+	}
+	if l := c.Listeners[1]; !l.ProxyProtocol || !slices.Equal(l.TrustedProxies, []string{"10.0.0.0/16", "10.1.2.3"}) || l.TLS == nil {
+		t.Errorf("listener lb = %+v, want TLS behind the PROXY protocol from 10.0.0.0/16 and 10.1.2.3", l)
+	}
+	// The broker binds listeners at start, so turning it on rolls the pods.
+	before := RestartHash(b)
+	b.Spec.Listeners[0].ProxyProtocol = true
+	if RestartHash(b) == before {
+		t.Error("turning on proxyProtocol does not restart the pods, which only read listeners at start")
 	}
 }
 
