@@ -57,6 +57,7 @@ func (r *MQTTBrokerReconciler) reconcileOperatorTLS(ctx context.Context, s *brok
 	caName := builder.CAName(b)
 	ca := &corev1.Secret{}
 	var caCert, caKey []byte
+	var renewedCAFrom *time.Time // the old expiry, when the CA certificate was renewed here
 	err := r.Get(ctx, types.NamespacedName{Namespace: b.Namespace, Name: caName}, ca)
 	switch {
 	case apierrors.IsNotFound(err):
@@ -68,13 +69,26 @@ func (r *MQTTBrokerReconciler) reconcileOperatorTLS(ctx context.Context, s *brok
 		return fmt.Errorf("get CA Secret %s/%s: %w", b.Namespace, caName, err)
 	default:
 		caCert, caKey = ca.Data[corev1.TLSCertKey], ca.Data[corev1.TLSPrivateKeyKey]
-		if _, perr := builder.NotAfter(caCert); perr != nil || len(caKey) == 0 {
+		caNotAfter, perr := builder.NotAfter(caCert)
+		if perr != nil || len(caKey) == 0 {
 			// Replacing a CA invalidates every client certificate and every client that
 			// pinned it: that is a person's decision, not the operator's.
 			s.tls = tlsFailed(v1.ReasonCertificateFailed,
 				"Secret %s holds no valid CA certificate and key: delete it to have a new CA created (clients that trust the old CA then need the new one)", caName)
 			return nil
 		}
+		caRenewAt := caNotAfter.Add(-builder.CARenewBefore)
+		if !s.now.Before(caRenewAt) {
+			// Renewing keeps the key, so nothing issued or trusted so far breaks.
+			renewed, err := builder.RenewCA(caCert, caKey, s.now)
+			if err != nil {
+				s.tls = tlsFailed(v1.ReasonCertificateFailed, "renewing the CA certificate in Secret %s failed: %v", caName, err)
+				return nil
+			}
+			caCert, renewedCAFrom = renewed, &caNotAfter
+			caRenewAt = s.now.Add(builder.CAValidity - builder.CARenewBefore)
+		}
+		s.requeueAfter(requeueUntil(caRenewAt, s.now))
 	}
 	// Ensure the CA Secret with the content it has: created once, otherwise only labels
 	// and ownership are kept right.
@@ -82,6 +96,12 @@ func (r *MQTTBrokerReconciler) reconcileOperatorTLS(ctx context.Context, s *brok
 	caSecret.ResourceVersion = ca.ResourceVersion // written only over the version read above
 	if err := r.apply(ctx, s, caSecret); err != nil {
 		return err
+	}
+	if renewedCAFrom != nil {
+		caNotAfter, _ := builder.NotAfter(caCert)
+		r.event(b, corev1.EventTypeNormal, v1.ReasonCertificateIssued, "RenewCA",
+			"Renewed the CA certificate in Secret %s with the same key; it is valid until %s. Certificates it issued stay valid, and clients that trust the old CA certificate keep working until it expires at %s: give them the new ca.crt before then",
+			caName, caNotAfter.UTC().Format(time.RFC3339), renewedCAFrom.UTC().Format(time.RFC3339))
 	}
 
 	tlsName := builder.TLSName(b)

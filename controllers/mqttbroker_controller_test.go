@@ -626,6 +626,33 @@ var _ = Describe("MQTTBroker controller", func() {
 		Expect(fetch(ns, "fleet-ca", &corev1.Secret{}).Data).To(Equal(ca.Data))
 	})
 
+	It("renews its CA certificate with the same key before it expires", func() {
+		createFleet()
+		ca := fetch(ns, "fleet-ca", &corev1.Secret{})
+		caKey := ca.Data[corev1.TLSPrivateKeyKey]
+		// The same CA as if created almost ten years ago: 30 days left, inside CARenewBefore.
+		expiring, err := builder.RenewCA(ca.Data[corev1.TLSCertKey], caKey, time.Now().Add(-builder.CAValidity+30*24*time.Hour))
+		Expect(err).NotTo(HaveOccurred())
+		events := emittedMark()
+		ca.Data[corev1.TLSCertKey] = expiring
+		Expect(k8sClient.Update(ctx, ca)).To(Succeed())
+
+		oldRoots := x509.NewCertPool()
+		oldRoots.AddCert(parseCert(expiring))
+		eventually(func(g Gomega) {
+			renewed := tryFetch(g, ns, "fleet-ca", &corev1.Secret{})
+			g.Expect(renewed.Data[corev1.TLSPrivateKeyKey]).To(Equal(caKey), "the CA key must stay")
+			g.Expect(parseCert(renewed.Data[corev1.TLSCertKey]).NotAfter).To(BeTemporally(">", time.Now().Add(builder.CAValidity-time.Hour)))
+			// The pods get the new CA certificate and a serving certificate issued under it,
+			// which clients that trust only the old one still accept.
+			served := tryFetch(g, ns, "fleet-tls", &corev1.Secret{})
+			g.Expect(served.Data[builder.CAKey]).To(Equal(renewed.Data[corev1.TLSCertKey]))
+			_, err := parseCert(served.Data[corev1.TLSCertKey]).Verify(x509.VerifyOptions{Roots: oldRoots, DNSName: "fleet"})
+			g.Expect(err).NotTo(HaveOccurred())
+			g.Expect(emittedSince(events)).To(ContainElement(ContainSubstring("Renewed the CA certificate in Secret fleet-ca with the same key")))
+		})
+	})
+
 	It("changes nothing while paused, and catches up when resumed", func() {
 		createFleet()
 		Expect(patchBroker(fetch(ns, "fleet", &v1.MQTTBroker{}), func(b *v1.MQTTBroker) { b.Spec.Paused = true })).To(Succeed())

@@ -251,7 +251,9 @@ type ServiceSpec struct {
 }
 
 // TLSSpec configures certificates. With neither issuerRef nor secretName the operator
-// creates a CA (<name>-ca) and a serving certificate (<name>-tls) and renews it itself.
+// creates a CA (<name>-ca) and a serving certificate (<name>-tls) and renews it itself. The
+// CA certificate lasts ten years and is renewed with the same key a year before it expires,
+// so certificates it issued, and clients that trust the old one, keep working.
 // +kubebuilder:validation:XValidation:rule="!(has(self.issuerRef) && has(self.secretName))",message="set either tls.issuerRef (cert-manager issues the certificate) or tls.secretName (you provide it), not both"
 // +kubebuilder:validation:XValidation:rule="!has(self.enabled) || self.enabled || (!has(self.issuerRef) && !has(self.secretName))",message="tls.issuerRef and tls.secretName need TLS: remove them or set tls.enabled to true"
 // +kubebuilder:validation:XValidation:rule="!has(self.duration) || !has(self.renewBefore) || duration(self.renewBefore) < duration(self.duration)",message="tls.renewBefore must be shorter than tls.duration, e.g. duration: 2160h with renewBefore: 720h"

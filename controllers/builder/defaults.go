@@ -22,6 +22,10 @@ const (
 	DefaultRenewBefore = 30 * 24 * time.Hour
 	// CAValidity is the lifetime of the operator CA.
 	CAValidity = 10 * 365 * 24 * time.Hour
+	// CARenewBefore is how long before its expiry the operator CA's certificate is renewed
+	// (RenewCA): a year in which clients that pinned the old certificate still work and can
+	// be given the new one.
+	CARenewBefore = 365 * 24 * time.Hour
 )
 
 // Replicas is spec.replicas, or 1.

@@ -56,6 +56,44 @@ func NewCA(b *v1.MQTTBroker, now time.Time) (certPEM, keyPEM []byte, err error) 
 	return encodePair(der, key)
 }
 
+// RenewCA re-signs the CA certificate caCertPEM with its own key caKeyPEM, valid for
+// CAValidity from now, with a new serial and the same subject, key and key identifier.
+// Because the name and key stay, every certificate either one signs verifies under the
+// other: certificates issued before keep working, and clients that still trust only the old
+// CA certificate accept new ones until the old one expires. Nobody has to be cut over at
+// once, which a new CA key would demand.
+func RenewCA(caCertPEM, caKeyPEM []byte, now time.Time) ([]byte, error) {
+	old, err := parseCert(caCertPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA certificate: %w", err)
+	}
+	key, err := parseKey(caKeyPEM)
+	if err != nil {
+		return nil, fmt.Errorf("CA key: %w", err)
+	}
+	serial, err := newSerial()
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          serial,
+		Subject:               old.Subject,
+		SubjectKeyId:          old.SubjectKeyId,
+		NotBefore:             now.Add(-clockSkew),
+		NotAfter:              now.Add(CAValidity),
+		KeyUsage:              old.KeyUsage,
+		BasicConstraintsValid: true,
+		IsCA:                  true,
+		MaxPathLen:            old.MaxPathLen,
+		MaxPathLenZero:        old.MaxPathLenZero,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("re-sign CA certificate: %w", err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), nil
+}
+
 // ServingDNSNames are the names the serving certificate of b must hold: the client and
 // peers Services in each form a client may use (<svc>, <svc>.<ns>, <svc>.<ns>.svc,
 // <svc>.<ns>.svc.cluster.local), wildcards for pods under the peers Service, and each pod's

@@ -179,3 +179,56 @@ func TestCAAndSecrets(t *testing.T) {
 		t.Errorf("TLS Secret = %s %s", ts.Name, ts.Type)
 	}
 }
+
+// A renewed CA certificate keeps the CA's name and key: certificates signed before verify
+// under it, and certificates signed after verify under the old one while that lasts, so
+// neither the brokers nor the clients need to switch at the same moment.
+func TestRenewCAKeepsEveryoneVerifying(t *testing.T) {
+	b := newBroker()
+	// 30 days left: less than a serving certificate lasts, which the old CA would cut short.
+	issuedAt := testNow.Add(-CAValidity + 30*24*time.Hour)
+	oldCA, caKey, err := NewCA(b, issuedAt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, _, err := IssueServing(b, oldCA, caKey, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	newCA, err := RenewCA(oldCA, caKey, testNow)
+	if err != nil {
+		t.Fatalf("RenewCA: %v", err)
+	}
+	oldCert, newCert := mustParseCert(t, oldCA), mustParseCert(t, newCA)
+	if !newCert.NotAfter.Equal(testNow.Add(CAValidity)) || newCert.SerialNumber.Cmp(oldCert.SerialNumber) == 0 {
+		t.Errorf("renewed CA: valid until %s, serial %v; want %s and a new serial", newCert.NotAfter, newCert.SerialNumber, testNow.Add(CAValidity))
+	}
+	if newCert.Subject.String() != oldCert.Subject.String() || !slices.Equal(newCert.SubjectKeyId, oldCert.SubjectKeyId) ||
+		!newCert.IsCA || !newCert.MaxPathLenZero {
+		t.Errorf("renewed CA %v (key id %x, CA %v) differs from the old one %v (key id %x)",
+			newCert.Subject, newCert.SubjectKeyId, newCert.IsCA, oldCert.Subject, oldCert.SubjectKeyId)
+	}
+	after, _, err := IssueServing(b, newCA, caKey, testNow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := mustParseCert(t, after).NotAfter; !got.Equal(testNow.Add(DefaultCertDuration)) || !got.After(oldCert.NotAfter) {
+		t.Errorf("a certificate issued after the renewal is valid until %s; want %s, past the old CA's %s",
+			got, testNow.Add(DefaultCertDuration), oldCert.NotAfter)
+	}
+	for _, tc := range []struct {
+		leaf, root []byte
+		what       string
+	}{
+		{before, newCA, "a certificate issued before, under the renewed CA"},
+		{after, oldCA, "a certificate issued after, under the old CA"},
+		{after, newCA, "a certificate issued after, under the renewed CA"},
+	} {
+		roots := x509.NewCertPool()
+		roots.AddCert(mustParseCert(t, tc.root))
+		if _, err := mustParseCert(t, tc.leaf).Verify(x509.VerifyOptions{DNSName: "fleet.acme.svc", Roots: roots, CurrentTime: testNow}); err != nil {
+			t.Errorf("%s does not verify: %v", tc.what, err)
+		}
+	}
+}
