@@ -268,12 +268,13 @@ var _ = Describe("Install manifests: the Helm chart and kustomize config/default
 		}, NodeTimeout(manifestStepTimeout))
 
 		It("confines the operator to its own namespace with config/namespaced", func(sctx SpecContext) {
-			expectNamespaced := func(objs []*unstructured.Unstructured, ns string) {
+			// prefix is the namePrefix of an overlay, on top of config/default's fleetmq-.
+			expectNamespaced := func(objs []*unstructured.Unstructured, ns, prefix string) {
 				GinkgoHelper()
-				Expect(findManifest(objs, "ClusterRole", "fleetmq-manager-role")).To(BeNil())
-				Expect(findManifest(objs, "ClusterRoleBinding", "fleetmq-manager-rolebinding")).To(BeNil())
-				role := findManifest(objs, "Role", "fleetmq-manager-role")
-				Expect(role).NotTo(BeNil(), "no Role fleetmq-manager-role")
+				Expect(findManifest(objs, "ClusterRole", prefix+"fleetmq-manager-role")).To(BeNil())
+				Expect(findManifest(objs, "ClusterRoleBinding", prefix+"fleetmq-manager-rolebinding")).To(BeNil())
+				role := findManifest(objs, "Role", prefix+"fleetmq-manager-role")
+				Expect(role).NotTo(BeNil(), "no Role %sfleetmq-manager-role", prefix)
 				Expect(role.GetNamespace()).To(Equal(ns))
 				generated := kustomizeBuild(filepath.Join("..", "config", "rbac"))
 				wantRules, _, _ := unstructured.NestedSlice(findManifest(generated, "ClusterRole", "manager-role").Object, "rules")
@@ -281,30 +282,44 @@ var _ = Describe("Install manifests: the Helm chart and kustomize config/default
 				Expect(gotRules).To(Equal(wantRules), "the Role holds other rules than config/rbac/role.yaml")
 
 				binding := &rbacv1.RoleBinding{}
-				raw := findManifest(objs, "RoleBinding", "fleetmq-manager-rolebinding")
-				Expect(raw).NotTo(BeNil(), "no RoleBinding fleetmq-manager-rolebinding")
+				raw := findManifest(objs, "RoleBinding", prefix+"fleetmq-manager-rolebinding")
+				Expect(raw).NotTo(BeNil(), "no RoleBinding %sfleetmq-manager-rolebinding", prefix)
 				Expect(runtime.DefaultUnstructuredConverter.FromUnstructured(raw.Object, binding)).To(Succeed())
 				Expect(binding.Namespace).To(Equal(ns))
-				Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "fleetmq-manager-role"}))
-				Expect(binding.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount", Name: "fleetmq-controller-manager", Namespace: ns}))
+				Expect(binding.RoleRef).To(Equal(rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: prefix + "fleetmq-manager-role"}))
+				Expect(binding.Subjects).To(ConsistOf(rbacv1.Subject{Kind: "ServiceAccount", Name: prefix + "fleetmq-controller-manager", Namespace: ns}))
 
-				deploy := renderedDeployment(objs, "fleetmq-controller-manager")
+				deploy := renderedDeployment(objs, prefix+"fleetmq-controller-manager")
 				Expect(deploy.Namespace).To(Equal(ns))
 				Expect(expandContainerArgs(deploy.Spec.Template.Spec.Containers[0], ns)).To(ContainElement("--watch-namespaces=" + ns))
 				Expect(checkManifestReferences(objs)).To(BeEmpty())
 			}
 			objs := kustomizeBuild(filepath.Join("..", "config", "namespaced"))
-			expectNamespaced(objs, "fleetmq-system")
+			expectNamespaced(objs, "fleetmq-system", "")
 			Expect(dryRun.apply(sctx, objs)).To(BeEmpty())
 			expectOperatorAcceptsArgs(sctx, operatorBin, objs)
 
-			// An overlay that moves it to another namespace moves the Role, its binding
-			// and what the operator watches along.
+			// An overlay per namespace, as the kustomization says: namespace moves the Role,
+			// its binding and what the operator watches along, and namePrefix keeps the
+			// cluster-wide objects of two installs (the metrics-auth ClusterRoleBinding, which
+			// names the install's ServiceAccount) apart. The CRDs are shared.
 			dir := copyConfigTree()
-			Expect(os.MkdirAll(filepath.Join(dir, "iot-prod"), 0o755)).To(Succeed())
-			Expect(os.WriteFile(filepath.Join(dir, "iot-prod", "kustomization.yaml"),
-				[]byte("resources: [../namespaced]\nnamespace: iot-prod\n"), 0o644)).To(Succeed())
-			expectNamespaced(kustomizeBuild(filepath.Join(dir, "iot-prod")), "iot-prod")
+			seen := map[string]string{}
+			for _, ns := range []string{"iot-prod", "iot-staging"} {
+				Expect(os.MkdirAll(filepath.Join(dir, ns), 0o755)).To(Succeed())
+				Expect(os.WriteFile(filepath.Join(dir, ns, "kustomization.yaml"),
+					[]byte(fmt.Sprintf("resources: [../namespaced]\nnamespace: %s\nnamePrefix: %s-\n", ns, ns)), 0o644)).To(Succeed())
+				objs := kustomizeBuild(filepath.Join(dir, ns))
+				expectNamespaced(objs, ns, ns+"-")
+				for _, o := range objs {
+					if o.GetNamespace() != "" || o.GetKind() == "CustomResourceDefinition" || o.GetKind() == "Namespace" {
+						continue
+					}
+					key := o.GetKind() + "/" + o.GetName()
+					Expect(seen).NotTo(HaveKey(key), "%s is in the installs for both %s and %s", key, seen[key], ns)
+					seen[key] = ns
+				}
+			}
 		}, NodeTimeout(manifestStepTimeout))
 
 		It("scrapes the metrics Service when config/prometheus is enabled", func(sctx SpecContext) {
