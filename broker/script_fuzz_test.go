@@ -158,8 +158,30 @@ func randomScript(rng *rand.Rand) []byte {
 			st[j] = byte(rng.Uint32())
 		}
 		st[1] = weighted[rng.IntN(len(weighted))]
+		if st[1] == opPublish && rng.IntN(4) > 0 {
+			wellFormedPublish(st)
+		}
 	}
 	return script
+}
+
+// wellFormedPublish rewrites the operands of a PUBLISH step so that the broker
+// accepts it: random operands make nearly half of all PUBLISH steps a
+// protocol error, and a script whose connections all end at once never gets
+// as far as sessions and flows. The offsets are those publish reads.
+func wellFormedPublish(st []byte) {
+	st[2] %= 4 // t/a, t/b, t/a/b or x
+	st[5] %= 5 // payloads up to 1500 bytes, under the broker's maximum
+	alias := 6
+	if st[3]%3 > 0 {
+		alias = 7 // after the packet id
+	}
+	st[alias] %= 5 // no alias, or 1-4, within the broker's maximum
+	if st[alias] > 0 {
+		st[alias+1] = 0 // with its topic, so that it is set
+		alias++
+	}
+	st[alias+2] &^= 1 // no payload format indicator, so no UTF-8 check to fail
 }
 
 // expectRecovered checks the broker after scripts: no panic recovered since
@@ -612,11 +634,16 @@ func (c *scriptClient) connect(r *scriptReader) {
 			cp.WillProperties.WillDelay, cp.WillProperties.HasWillDelay = 1, true
 		}
 	}
+	b, err := cp.Encode(nil, cp.Version)
+	if err != nil {
+		return // a combination the encoder refuses, such as a will topic with a wildcard
+	}
 	c.mu.Lock()
 	if !c.sent {
 		// The first packet of the connection: the broker will answer in
-		// this version and within these limits. After raw bytes, nothing
-		// the broker sends is judged: it may take them for anything.
+		// this version and within these limits. After anything else
+		// (raw bytes above all), nothing the broker sends is judged: it
+		// may take them for anything. Only a CONNECT that is sent counts.
 		c.checked, c.v, c.autoAck = true, cp.Version, autoAck
 		c.session = cp.ClientID
 		if c.session == "" {
@@ -631,10 +658,6 @@ func (c *scriptClient) connect(r *scriptReader) {
 		c.aliasMax = cp.Properties.TopicAliasMaximum
 	}
 	c.mu.Unlock()
-	b, err := cp.Encode(nil, cp.Version)
-	if err != nil {
-		return // a combination the encoder refuses, such as a will topic with a wildcard
-	}
 	c.write(b)
 }
 
