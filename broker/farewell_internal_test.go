@@ -86,3 +86,41 @@ func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
 		t.Fatalf("after the DISCONNECT: writing %v, closing %v; want both true", c.writing, c.closing)
 	}
 }
+
+// A takeover's closeWith marks the connection closed before it takes the
+// session lock, and the reader, seeing its connection closed, may end
+// (connEnded) in between. What the client is owed, its CONNACK above all,
+// must still go out before the DISCONNECT: the concurrent script test saw
+// a DISCONNECT 0x8E arrive with no CONNACK before it when connEnded
+// dropped the queue.
+func TestTheReaderEndingFirstLeavesTheFarewellItsPackets(t *testing.T) {
+	cfg := config.Default()
+	cfg.Listeners = nil
+	cfg.ApplyDefaults()
+	srv, err := New(cfg, Options{})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	brokerSide, clientSide := net.Pipe()
+	defer clientSide.Close()
+	defer brokerSide.Close()
+	c := newConn(srv, brokerSide, "test")
+	c.version = packet.V5
+	c.sess = newSession(srv, "owed")
+	c.connected.Store(true)
+	c.sess.mu.Lock()
+	c.writing = true // the writer started for the CONNACK has not run yet
+	c.ctrl = append(c.ctrl, outbound{kind: outPacket, pkt: &packet.Connack{}})
+	c.sess.mu.Unlock()
+
+	srv.connWG.Add(1)
+	srv.connEnded(c) // the reader ends first
+	c.closeWith(packet.SessionTakenOver)
+
+	c.sess.mu.Lock()
+	owed, next := c.takeLocked(nil)
+	c.sess.mu.Unlock()
+	if next != writeFarewell || len(owed) != 1 || owed[0].kind != outPacket {
+		t.Fatalf("the writer is told %d with %d packets owed; want the farewell (%d) with the CONNACK", next, len(owed), writeFarewell)
+	}
+}

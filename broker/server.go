@@ -582,12 +582,11 @@ func (srv *Server) connEnded(c *conn) {
 		wills   []*Message
 	)
 	s.mu.Lock()
+	// c.ctrl is left alone: a closeWith under way (from a takeover, say)
+	// may have closed the connection, so that this reader ended, and still
+	// be about to send what the client is owed, CONNACK first. The queue
+	// goes with the conn.
 	c.closing = true
-	if !c.hasFarewell {
-		// Nobody will send them. With a farewell pending, the writer
-		// still sends what the client is owed (takeLocked).
-		c.ctrl = nil
-	}
 	switch {
 	case s.conn != c:
 		// Taken over, or discarded by a clean start: the will is due unless
