@@ -10,11 +10,10 @@ import (
 	"github.com/fleetmq/fleetmq/broker/packet"
 )
 
-// closeWith must not write a DISCONNECT while another goroutine holds the
-// connection's writer role: that writer may be part-way through a packet,
-// and bytes written in between would land inside it. The DISCONNECT is left
-// to the writer, which sends it once its own write is whole.
-func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
+// connectedPipe returns a broker and an MQTT 5 connection of it, past
+// CONNECT with a session of client id, whose client end is clientSide.
+func connectedPipe(t *testing.T, id string) (srv *Server, c *conn, clientSide net.Conn) {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Listeners = nil
 	cfg.ApplyDefaults()
@@ -23,11 +22,20 @@ func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
 		t.Fatalf("New: %v", err)
 	}
 	brokerSide, clientSide := net.Pipe()
-	defer clientSide.Close()
-	c := newConn(srv, brokerSide, "test")
+	t.Cleanup(func() { _ = clientSide.Close(); _ = brokerSide.Close() })
+	c = newConn(srv, brokerSide, "test")
 	c.version = packet.V5
-	c.sess = newSession(srv, "farewell")
+	c.sess = newSession(srv, id)
 	c.connected.Store(true)
+	return srv, c, clientSide
+}
+
+// closeWith must not write a DISCONNECT while another goroutine holds the
+// connection's writer role: that writer may be part-way through a packet,
+// and bytes written in between would land inside it. The DISCONNECT is left
+// to the writer, which sends it once its own write is whole.
+func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
+	_, c, clientSide := connectedPipe(t, "farewell")
 
 	// A writer holds the role (as writeLoop does between its writes), and
 	// the reader has queued an ack it has yet to send.
@@ -94,20 +102,7 @@ func TestCloseWithLeavesTheDisconnectToTheWriter(t *testing.T) {
 // a DISCONNECT 0x8E arrive with no CONNACK before it when connEnded
 // dropped the queue.
 func TestTheReaderEndingFirstLeavesTheFarewellItsPackets(t *testing.T) {
-	cfg := config.Default()
-	cfg.Listeners = nil
-	cfg.ApplyDefaults()
-	srv, err := New(cfg, Options{})
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
-	brokerSide, clientSide := net.Pipe()
-	defer clientSide.Close()
-	defer brokerSide.Close()
-	c := newConn(srv, brokerSide, "test")
-	c.version = packet.V5
-	c.sess = newSession(srv, "owed")
-	c.connected.Store(true)
+	srv, c, _ := connectedPipe(t, "owed")
 	c.sess.mu.Lock()
 	c.writing = true // the writer started for the CONNACK has not run yet
 	c.ctrl = append(c.ctrl, outbound{kind: outPacket, pkt: &packet.Connack{}})
