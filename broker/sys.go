@@ -96,12 +96,16 @@ func (srv *Server) publishSys(last map[string]string) {
 		}
 		last[t.name] = v
 		m := &Message{Topic: t.name, Payload: []byte(v), Retain: true}
+		// Stored before matching, as publish does: a client subscribing
+		// right now then finds the value either in the store (its
+		// subscription's retained messages) or through the match. Matching
+		// first let a subscription land in between and miss it.
+		srv.storeRetained(m)
 		if r := srv.subs.Match(t.name); len(r.Subs) == 0 && len(r.Groups) == 0 {
-			// Nobody listens now: keep it for later subscribers without
-			// counting it as a message that found no subscriber.
-			srv.storeRetained(m)
+			// Nobody listens now: kept for later subscribers, and not
+			// counted as a message that found no subscriber.
 			continue
 		}
-		srv.publish(m, nil)
+		srv.publish(m, nil) // stores the same value again, which changes nothing
 	}
 }
