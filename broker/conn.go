@@ -701,14 +701,14 @@ func (c *conn) handleAck(fh packet.FixedHeader, body []byte) error {
 	switch a.Type {
 	case packet.PUBACK, packet.PUBCOMP:
 		// An unknown id is harmless (e.g. acked before a takeover); ignore.
-		s.ack(a.Type, a.PacketID)
+		s.ack(c, a.Type, a.PacketID)
 	case packet.PUBREC:
 		if a.ReasonCode.IsError() {
-			s.dropInflight(a.PacketID)
+			s.dropInflight(c, a.PacketID)
 			return nil
 		}
 		rc := packet.Success
-		if !s.ack(packet.PUBREC, a.PacketID) {
+		if !s.ack(c, packet.PUBREC, a.PacketID) {
 			rc = packet.PacketIdentifierNotFound
 		}
 		c.queueCtrl(outbound{kind: outAck, typ: packet.PUBREL, id: a.PacketID, rc: rc})
@@ -883,7 +883,7 @@ func (c *conn) encodePublish(buf []byte, o *outbound, now time.Time) []byte {
 		// [MQTT-3.3.2-5]: an expired message is not delivered.
 		st.DroppedExpired.Add(1)
 		if o.id != 0 {
-			c.sess.dropInflight(o.id)
+			c.sess.dropInflight(c, o.id)
 		}
 		return buf
 	}
@@ -942,7 +942,7 @@ func (c *conn) encodePublish(buf []byte, o *outbound, now time.Time) []byte {
 			c.nextAlias--
 		}
 		if o.id != 0 {
-			c.sess.dropInflight(o.id)
+			c.sess.dropInflight(c, o.id)
 		}
 		return out[:start]
 	}

@@ -119,3 +119,35 @@ func TestTheReaderEndingFirstLeavesTheFarewellItsPackets(t *testing.T) {
 		t.Fatalf("the writer is told %d with %d packets owed; want the farewell (%d) with the CONNACK", next, len(owed), writeFarewell)
 	}
 }
+
+// After a takeover the old connection's reader may still handle a packet
+// or two before it sees its connection closed. An ack among them must not
+// settle the session's message: the new connection was sent it again and
+// counts it against its own Receive Maximum until it acknowledges it
+// itself. The concurrent script test saw the broker send one message more
+// than a resumed client's Receive Maximum when such an ack freed a slot.
+func TestAnAckFromATakenOverConnectionSettlesNothing(t *testing.T) {
+	_, old, _ := connectedPipe(t, "moved")
+	s := old.sess
+	fresh := newConn(old.srv, nil, "test")
+	s.mu.Lock()
+	s.inflight = map[uint16]*inflightMsg{}
+	s.inflight[1] = &inflightMsg{state: awaitPuback, seq: 1}
+	s.inflight[2] = &inflightMsg{state: awaitPubrec, seq: 2}
+	s.conn = fresh // taken over
+	s.mu.Unlock()
+
+	if s.ack(old, packet.PUBACK, 1) || s.ack(old, packet.PUBREC, 2) {
+		t.Error("an ack from the taken-over connection was applied")
+	}
+	s.dropInflight(old, 2)
+	s.mu.Lock()
+	n := len(s.inflight)
+	s.mu.Unlock()
+	if n != 2 {
+		t.Fatalf("%d messages in flight after the old connection's acks; want both still owed to the new one", n)
+	}
+	if !s.ack(fresh, packet.PUBACK, 1) || !s.ack(fresh, packet.PUBREC, 2) {
+		t.Error("the new connection's own acks were not applied")
+	}
+}

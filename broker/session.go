@@ -241,11 +241,21 @@ func (s *session) forgetUnsent(m *inflightMsg) {
 	}
 }
 
-// ack settles an outbound packet id after PUBACK, PUBREC or PUBCOMP. It
-// returns whether the id was known in the state that the ack answers.
-func (s *session) ack(typ packet.Type, id uint16) bool {
+// ack settles an outbound packet id after PUBACK, PUBREC or PUBCOMP that
+// arrived on from. It returns whether the id was known in the state that
+// the ack answers.
+//
+// An ack from a connection the session has moved on from (taken over, its
+// reader not yet stopped) is not applied: the new connection was sent the
+// message again and counts it against its own Receive Maximum until it
+// acknowledges it itself [MQTT-3.3.4-9]. Freeing it early let the broker
+// send that connection one message more than it allows.
+func (s *session) ack(from *conn, typ packet.Type, id uint16) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.conn != from {
+		return false
+	}
 	m, ok := s.inflight[id]
 	if !ok {
 		return false
@@ -271,9 +281,9 @@ func (s *session) ack(typ packet.Type, id uint16) bool {
 
 // dropInflight forgets a QoS 2 message whose PUBREC carried an error code:
 // the exchange ends there [MQTT-4.3.3-?: a PUBREC >= 0x80 ends the flow].
-func (s *session) dropInflight(id uint16) {
+func (s *session) dropInflight(from *conn, id uint16) {
 	s.mu.Lock()
-	if m, ok := s.inflight[id]; ok {
+	if m, ok := s.inflight[id]; ok && s.conn == from { // see ack
 		s.forgetUnsent(m)
 		delete(s.inflight, id)
 	}
