@@ -837,6 +837,11 @@ func (c *scriptClient) ended() bool {
 func (c *scriptClient) violate(format string, args ...any) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	c.violateLocked(format, args...)
+}
+
+// violateLocked is violate for callers that hold c.mu.
+func (c *scriptClient) violateLocked(format string, args ...any) {
 	c.violations = append(c.violations, fmt.Sprintf("client %p (%v): ", c, c.v)+fmt.Sprintf(format, args...))
 }
 
@@ -909,16 +914,13 @@ func (c *scriptClient) readLoop() {
 func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	bad := func(format string, args ...any) {
-		c.violations = append(c.violations, fmt.Sprintf("client %p (%v): ", c, c.v)+fmt.Sprintf(format, args...))
-	}
 	c.log = append(c.log, describe(p))
 	if c.maxPacket > 0 && size > c.maxPacket {
-		bad("sent a %d-byte %s to a client whose Maximum Packet Size is %d", size, p.PacketType(), c.maxPacket)
+		c.violateLocked("sent a %d-byte %s to a client whose Maximum Packet Size is %d", size, p.PacketType(), c.maxPacket)
 	}
 	if ca, ok := p.(*packet.Connack); ok {
 		if c.connack {
-			bad("sent a second CONNACK")
+			c.violateLocked("sent a second CONNACK")
 		}
 		// MQTT 3.1 has no Session Present flag: a resumed session may follow.
 		c.connack, c.refused, c.resumed = true, ca.ReasonCode.IsError(), ca.SessionPresent || c.v == packet.V31
@@ -926,16 +928,16 @@ func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
 	}
 	switch {
 	case !c.connack:
-		bad("sent %s before CONNACK", p.PacketType())
+		c.violateLocked("sent %s before CONNACK", p.PacketType())
 		return nil
 	case c.refused && p.PacketType() != packet.DISCONNECT:
-		bad("sent %s after refusing the CONNECT", p.PacketType())
+		c.violateLocked("sent %s after refusing the CONNECT", p.PacketType())
 		return nil
 	}
 	var reply *packet.Ack
 	switch p := p.(type) {
 	case *packet.Publish:
-		c.judgePublish(p, bad)
+		c.judgePublish(p)
 		if p.QoS > 0 && c.autoAck {
 			if p.QoS == 1 {
 				reply = &packet.Ack{Type: packet.PUBACK, PacketID: p.PacketID}
@@ -959,7 +961,7 @@ func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
 			c.inflight[p.PacketID] = fl
 			c.order = append(c.order, p.PacketID)
 		case c.flowsKnown && (fl == nil || fl.qos != 2 || !fl.received):
-			bad("sent PUBREL %d for a message the client has not received (%+v)", p.PacketID, fl)
+			c.violateLocked("sent PUBREL %d for a message the client has not received (%+v)", p.PacketID, fl)
 		}
 		if fl != nil {
 			fl.released = true
@@ -972,18 +974,18 @@ func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
 		want, ok := c.subs[p.PacketID]
 		switch {
 		case ok && len(p.ReasonCodes) != want:
-			bad("SUBACK %d carries %d reason codes for %d filters", p.PacketID, len(p.ReasonCodes), want)
+			c.violateLocked("SUBACK %d carries %d reason codes for %d filters", p.PacketID, len(p.ReasonCodes), want)
 		case !ok && c.flowsKnown:
-			bad("SUBACK %d answers no SUBSCRIBE", p.PacketID)
+			c.violateLocked("SUBACK %d answers no SUBSCRIBE", p.PacketID)
 		}
 		delete(c.subs, p.PacketID)
 	case *packet.Unsuback:
 		want, ok := c.unsubs[p.PacketID]
 		switch {
 		case ok && c.v == packet.V5 && len(p.ReasonCodes) != want:
-			bad("UNSUBACK %d carries %d reason codes for %d filters", p.PacketID, len(p.ReasonCodes), want)
+			c.violateLocked("UNSUBACK %d carries %d reason codes for %d filters", p.PacketID, len(p.ReasonCodes), want)
 		case !ok && c.flowsKnown:
-			bad("UNSUBACK %d answers no UNSUBSCRIBE", p.PacketID)
+			c.violateLocked("UNSUBACK %d answers no UNSUBSCRIBE", p.PacketID)
 		}
 		delete(c.unsubs, p.PacketID)
 	case *packet.Pingresp:
@@ -993,46 +995,46 @@ func (c *scriptClient) judge(p packet.Packet, size int) *packet.Ack {
 		}
 	case *packet.Disconnect:
 		if c.v != packet.V5 {
-			bad("sent DISCONNECT to an MQTT %v client", c.v)
+			c.violateLocked("sent DISCONNECT to an MQTT %v client", c.v)
 		}
 	default:
-		bad("sent %s, which only clients send", p.PacketType())
+		c.violateLocked("sent %s, which only clients send", p.PacketType())
 	}
 	return reply
 }
 
 // judgePublish checks one PUBLISH against the client's limits; c.mu is held.
-func (c *scriptClient) judgePublish(p *packet.Publish, bad func(string, ...any)) {
+func (c *scriptClient) judgePublish(p *packet.Publish) {
 	topic := string(p.Topic)
 	if pr := &p.Properties; pr.HasTopicAlias {
 		switch {
 		case pr.TopicAlias == 0 || pr.TopicAlias > c.aliasMax:
-			bad("used Topic Alias %d; the client's Topic Alias Maximum is %d", pr.TopicAlias, c.aliasMax)
+			c.violateLocked("used Topic Alias %d; the client's Topic Alias Maximum is %d", pr.TopicAlias, c.aliasMax)
 		case topic != "":
 			c.aliases[pr.TopicAlias] = topic
 		case c.aliases[pr.TopicAlias] == "":
-			bad("used Topic Alias %d before setting it", pr.TopicAlias)
+			c.violateLocked("used Topic Alias %d before setting it", pr.TopicAlias)
 		default:
 			topic = c.aliases[pr.TopicAlias]
 		}
 	} else if topic == "" {
-		bad("sent a PUBLISH with neither topic nor alias")
+		c.violateLocked("sent a PUBLISH with neither topic nor alias")
 	}
 	if ok, filters := matchesAny(c.session, topic); !ok {
-		bad("delivered a message on %q to session %q, whose filters %q match no such topic", topic, c.session, filters)
+		c.violateLocked("delivered a message on %q to session %q, whose filters %q match no such topic", topic, c.session, filters)
 	}
 	if p.QoS == 0 || !c.flowsKnown {
 		return
 	}
 	if _, inFlight := c.inflight[p.PacketID]; inFlight {
 		if c.v == packet.V5 {
-			bad("reused packet id %d while its message is in flight", p.PacketID)
+			c.violateLocked("reused packet id %d while its message is in flight", p.PacketID)
 		}
 		return
 	}
 	c.inflight[p.PacketID] = &scriptFlow{qos: p.QoS}
 	c.order = append(c.order, p.PacketID)
 	if c.v == packet.V5 && len(c.inflight) > c.receiveMax {
-		bad("has %d QoS 1/2 messages unacknowledged; the client's Receive Maximum is %d", len(c.inflight), c.receiveMax)
+		c.violateLocked("has %d QoS 1/2 messages unacknowledged; the client's Receive Maximum is %d", len(c.inflight), c.receiveMax)
 	}
 }
