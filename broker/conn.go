@@ -450,10 +450,17 @@ func (c *conn) readPacket() (packet.FixedHeader, []byte, error) {
 
 // read reads from the network into b.
 func (c *conn) read(b []byte) (int, error) {
-	if c.raw != nil {
+	if c.raw != nil && !c.raw.headerBuffered {
 		return c.raw.read(b)
 	}
-	return c.nc.Read(b)
+	n, err := c.nc.Read(b)
+	if c.raw != nil && err == nil && len(b) >= proxyHeaderBuffer {
+		// The first read of a PROXY protocol connection read the header
+		// and handed over all its buffer held after it, which is at most
+		// proxyHeaderBuffer bytes: the socket has the rest.
+		c.raw.headerBuffered = false
+	}
+	return n, err
 }
 
 func isConnReset(err error) bool {

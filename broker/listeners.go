@@ -65,6 +65,18 @@ func (srv *Server) openListener(lc config.Listener) (*listener, error) {
 	return l, nil
 }
 
+// proxyHeaderBuffer is the read buffer a PROXY protocol header is parsed
+// from: room for a whole v1 header line (at most 107 bytes), which has to
+// fit at once; a v2 header refills it as it goes. Bytes after the header
+// that it took in are handed over by the first read of at least its size,
+// which every connection's first read is (minReadBuffer), so that from then
+// on the connection reads its socket directly (rawSocket).
+const proxyHeaderBuffer = 256
+
+// A compile-time check of the above: negative, the constant would not
+// convert.
+const _ = uint(minReadBuffer - proxyHeaderBuffer)
+
 // wrapListener turns a bound TCP listener into one of lc's kind. lc has
 // its defaults applied.
 func (srv *Server) wrapListener(lc config.Listener, ln net.Listener) (*listener, error) {
@@ -80,7 +92,7 @@ func (srv *Server) wrapListener(lc config.Listener, ln net.Listener) (*listener,
 	}
 	if lc.ProxyProtocol {
 		// The header comes first on the wire, before TLS and HTTP.
-		pl := &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: connectTimeout}
+		pl := &proxyproto.Listener{Listener: ln, ReadHeaderTimeout: connectTimeout, ReadBufferSize: proxyHeaderBuffer}
 		if len(lc.TrustedProxies) > 0 {
 			policy, err := proxyproto.TrustProxyHeaderFromRanges(trustedRanges(lc.TrustedProxies))
 			if err != nil {

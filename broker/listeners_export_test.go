@@ -13,3 +13,6 @@ func NewWebSocketConn(ws *websocket.Conn) net.Conn { return &wsConn{ws: ws} }
 
 // RevisionOf is the revision the broker reports for a file's content.
 func RevisionOf(data []byte) string { return contentRevision(data) }
+
+// MinReadBuffer is the size of a connection's first read.
+const MinReadBuffer = minReadBuffer

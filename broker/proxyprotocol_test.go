@@ -1,6 +1,7 @@
 package broker_test
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"net"
@@ -8,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -159,6 +161,81 @@ func TestProxyProtocolHeaders(t *testing.T) {
 			t.Fatalf("through the trusted proxy the client is at %q; want %s", got, client)
 		}
 	})
+}
+
+// TestProxyProtocolHeaderAndPacketsInOneWrite: a proxy may forward the
+// header together with whatever the client sent first. The header is parsed
+// from a buffer of its own, which then holds the first packets too; none of
+// them may be lost when the connection goes on to read its socket directly.
+func TestProxyProtocolHeaderAndPacketsInOneWrite(t *testing.T) {
+	t.Parallel()
+	client := &net.TCPAddr{IP: net.ParseIP("127.0.0.78"), Port: 40124}
+	for _, version := range []byte{1, 2} {
+		t.Run(fmt.Sprintf("v%d", version), func(t *testing.T) {
+			t.Parallel()
+			_, addr, book := startProxyBroker(t, config.Listener{Name: "lb"})
+			nc := dialFrom(t, "127.0.0.1", addr)
+			id, topic := uniqueID("burst"), uniqueID("burst/t")
+			var burst bytes.Buffer
+			if _, err := proxyproto.HeaderProxyFromAddrs(version, client, nc.RemoteAddr()).WriteTo(&burst); err != nil {
+				t.Fatalf("encode PROXY header: %v", err)
+			}
+			packets := []packet.Packet{
+				&packet.Connect{Version: packet.V5, ClientID: id, CleanStart: true, KeepAlive: 30},
+				&packet.Subscribe{PacketID: 1, Subscriptions: []packet.Subscription{rawSub(topic, 1)}},
+			}
+			// Well past the header's buffer and the connection's first
+			// read: the broker has to take the packets from both.
+			const messages = 12
+			for i := range messages {
+				payload := fmt.Sprintf("%03d %s", i, strings.Repeat("x", 90))
+				packets = append(packets, &packet.Publish{Topic: []byte(topic), QoS: 1, PacketID: uint16(10 + i), Payload: []byte(payload)})
+			}
+			for _, p := range packets {
+				b, err := p.Encode(nil, packet.V5)
+				if err != nil {
+					t.Fatalf("encode %s: %v", p.PacketType(), err)
+				}
+				burst.Write(b)
+			}
+			if burst.Len() < 2*broker.MinReadBuffer {
+				t.Fatalf("the burst is %d bytes; it should outgrow the first read", burst.Len())
+			}
+			if _, err := nc.Write(burst.Bytes()); err != nil {
+				t.Fatalf("write the burst: %v", err)
+			}
+
+			c := &rawClient{t: t, nc: nc, v: packet.V5}
+			if ack := c.expect(packet.CONNACK).(*packet.Connack); ack.ReasonCode != packet.Success {
+				t.Fatalf("CONNACK %v", ack.ReasonCode)
+			}
+			if got := book.of(id); got != client.String() {
+				t.Fatalf("the broker saw the client at %q; want %s", got, client)
+			}
+			// Every message arrives in order and is acknowledged, then the
+			// connection carries on.
+			acks, next := 0, 0
+			for acks < messages || next < messages {
+				switch p := c.next().(type) {
+				case *packet.Suback:
+				case *packet.Ack:
+					acks++
+				case *packet.Publish:
+					if want := fmt.Sprintf("%03d ", next); !strings.HasPrefix(string(p.Payload), want) {
+						t.Fatalf("delivery %d carries %.4q; want it to start %q", next, p.Payload, want)
+					}
+					next++
+					c.ack(packet.PUBACK, p.PacketID)
+				default:
+					t.Fatalf("unexpected %s", p.PacketType())
+				}
+			}
+			c.send(&packet.Publish{Topic: []byte(topic), Payload: []byte("after the burst")})
+			if p := c.expectPublish(); string(p.Payload) != "after the burst" {
+				t.Fatalf("got %q after the burst", p.Payload)
+			}
+		})
+	}
 }
 
 // TestInteropHAProxy puts Debian's HAProxy in front of a proxyProtocol

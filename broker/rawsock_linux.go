@@ -5,6 +5,8 @@ import (
 	"net"
 	"syscall"
 	"unsafe"
+
+	"github.com/pires/go-proxyproto"
 )
 
 // rawSocket reads and writes a plain TCP connection's socket with raw
@@ -28,6 +30,13 @@ import (
 type rawSocket struct {
 	rc syscall.RawConn
 
+	// headerBuffered: nc is a PROXY protocol connection whose header has
+	// not been read yet. The header is read through a buffer that may also
+	// take in the first bytes after it, so reads go through nc until one
+	// read has drained that buffer (see conn.read); writes can be raw from
+	// the start.
+	headerBuffered bool
+
 	readBuf  []byte
 	readN    int
 	readErr  error
@@ -40,18 +49,29 @@ type rawSocket struct {
 	writeFunc   func(fd uintptr) bool
 }
 
-// newRawSocket returns the raw side of nc, or nil when nc is not a plain
-// TCP connection (TLS and WebSocket have framing of their own).
+// newRawSocket returns the raw side of nc, or nil when nc is not a TCP
+// connection, plain or behind a PROXY protocol header (TLS and WebSocket
+// have framing of their own).
 func newRawSocket(nc net.Conn) *rawSocket {
-	tc, ok := nc.(*net.TCPConn)
-	if !ok {
+	var tc *net.TCPConn
+	headerBuffered := false
+	switch c := nc.(type) {
+	case *net.TCPConn:
+		tc = c
+	case *proxyproto.Conn:
+		var ok bool
+		if tc, ok = c.TCPConn(); !ok {
+			return nil
+		}
+		headerBuffered = true
+	default:
 		return nil
 	}
 	rc, err := tc.SyscallConn()
 	if err != nil {
 		return nil
 	}
-	rs := &rawSocket{rc: rc}
+	rs := &rawSocket{rc: rc, headerBuffered: headerBuffered}
 	rs.readFunc = rs.readOnce
 	rs.writeFunc = rs.writeOnce
 	return rs

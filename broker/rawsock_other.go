@@ -6,7 +6,7 @@ import "net"
 
 // rawSocket is Linux-only (see rawsock_linux.go). Elsewhere connections use
 // net.Conn and writer goroutines.
-type rawSocket struct{}
+type rawSocket struct{ headerBuffered bool }
 
 func newRawSocket(net.Conn) *rawSocket { return nil }
 

@@ -124,6 +124,7 @@ func runCommand(ctx context.Context, args []string) error {
 	inflight := fs.Int("inflight", 20, "QoS 1/2 `window` of unacknowledged messages per publisher (capped by the broker's Receive Maximum)")
 	drainIdle := fs.Duration("drain-idle", 2*time.Second, "stop waiting for outstanding deliveries after this long without one")
 	drainMax := fs.Duration("drain-max", 10*time.Second, "wait at most this long for outstanding deliveries")
+	proxyProtocol := fs.Bool("proxy-protocol", false, "start every connection with a PROXY protocol v2 header, as a load balancer would")
 	cpuProfile := fs.String("cpuprofile", "", "write the load tool's own CPU profile to `file`, to check that it stays lean")
 	fs.Parse(args)
 	if fs.NArg() > 0 {
@@ -185,6 +186,7 @@ func runCommand(ctx context.Context, args []string) error {
 				DrainIdle:        *drainIdle,
 				DrainMax:         *drainMax,
 				BrokerPID:        bf.pid,
+				ProxyProtocol:    *proxyProtocol,
 			})
 			if err != nil {
 				failed++

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/pires/go-proxyproto"
+
 	"github.com/fleetmq/fleetmq/broker/packet"
 )
 
@@ -46,6 +48,8 @@ type dialOptions struct {
 	timeout time.Duration
 	// small selects small buffers, for idle connections that never carry load.
 	small bool
+	// proxyHeader sends a PROXY protocol v2 header before CONNECT.
+	proxyHeader bool
 }
 
 // conn is one MQTT connection of the load tool.
@@ -76,6 +80,13 @@ func dial(ctx context.Context, o dialOptions) (*conn, error) {
 	nc, err := d.DialContext(ctx, "tcp", o.addr)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to %s: %w", o.addr, err)
+	}
+	if o.proxyHeader {
+		header := proxyproto.HeaderProxyFromAddrs(2, nc.LocalAddr(), nc.RemoteAddr())
+		if _, err := header.WriteTo(nc); err != nil {
+			_ = nc.Close()
+			return nil, fmt.Errorf("sending the PROXY header to %s: %w", o.addr, err)
+		}
 	}
 	rsize, wsize := readBufferSize, writeBufferSize
 	if o.small {

@@ -107,6 +107,10 @@ type Config struct {
 	// BrokerPID, when above 0, is the broker's process id on this machine;
 	// the run then reports the CPU the broker used.
 	BrokerPID int
+	// ProxyProtocol makes every connection start with a PROXY protocol v2
+	// header, as a load balancer in front of the broker would, for a
+	// listener that expects one.
+	ProxyProtocol bool
 }
 
 func (c Config) withDefaults() Config {
@@ -331,11 +335,12 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	sources := sourceAddresses(cfg.Addr, pubs+len(topo.subs))
 	opts := func(role string, i int) dialOptions {
 		o := dialOptions{
-			addr:      cfg.Addr,
-			version:   cfg.Version,
-			clientID:  fmt.Sprintf("fmqb-%08x-%s%d", tag, role, i),
-			keepAlive: 60,
-			timeout:   cfg.ConnectTimeout,
+			addr:        cfg.Addr,
+			version:     cfg.Version,
+			clientID:    fmt.Sprintf("fmqb-%08x-%s%d", tag, role, i),
+			keepAlive:   60,
+			timeout:     cfg.ConnectTimeout,
+			proxyHeader: cfg.ProxyProtocol,
 		}
 		if len(sources) > 0 {
 			o.localIP = sources[i%len(sources)]
