@@ -37,6 +37,11 @@ import (
 //   - one SUBACK reason code per filter;
 //   - no message on a topic that matches none of the filters the session's
 //     client id has subscribed to;
+//   - every delivery of a message a script published carries its payload
+//     byte for byte, its topic and MQTT 5 properties, a QoS no higher than
+//     it was published with or the session asked for, RETAIN only if it was
+//     published retained, and does not go back to its publisher through
+//     filters that all have No Local (script_messages_test.go);
 //   - and after each script: no recovered panic, every connection closed by
 //     the broker once its client is gone, and a new client still served.
 func FuzzClientScripts(f *testing.F) {
@@ -78,7 +83,7 @@ func TestConcurrentClientScripts(t *testing.T) {
 		}
 	}
 	t.Logf("FLEETMQ_SCRIPT_SEED=%d", seed)
-	before := b.Stats().Snapshot()
+	before, judgedBefore := b.Stats().Snapshot(), scriptMessages.judged.Load()
 	const players = 4
 	deadline := time.Now().Add(3 * time.Second)
 	found := make([][]string, players)
@@ -99,6 +104,7 @@ func TestConcurrentClientScripts(t *testing.T) {
 		scripts.Load(), after.ConnectionsAccepted-before.ConnectionsAccepted,
 		sum(after.MessagesReceived)-sum(before.MessagesReceived), sum(after.MessagesSent)-sum(before.MessagesSent),
 		after.ProtocolErrors+after.MalformedPackets-before.ProtocolErrors-before.MalformedPackets)
+	t.Logf("%d deliveries checked against the message they came from", scriptMessages.judged.Load()-judgedBefore)
 	if v := slices.Concat(found...); len(v) > 0 {
 		t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
 	}
@@ -260,25 +266,41 @@ func from[T any](r *scriptReader, choices ...T) T { return choices[r.pick(len(ch
 // a topic none of them matches is a routing bug.
 var scriptSubscriptions = struct {
 	sync.Mutex
-	filters map[string][]string // session key -> filters sent
-	unknown map[string]bool     // sessions that may hold filters sent as raw bytes
-}{filters: map[string][]string{}, unknown: map[string]bool{}}
+	filters map[string][]scriptFilter // session key -> filters sent
+	unknown map[string]bool           // sessions that may hold filters sent as raw bytes
+}{filters: map[string][]scriptFilter{}, unknown: map[string]bool{}}
 
-// matchesAny reports whether topic matches one of the filters of session
-// key, or whether that cannot be told.
-func matchesAny(key, topic string) (bool, []string) {
+// scriptFilter is one filter a session asked for, with the options that
+// bound what it may be sent.
+type scriptFilter struct {
+	filter  string
+	qos     byte // as requested; the broker grants this or less
+	noLocal bool // MQTT 5 only
+}
+
+func (f scriptFilter) String() string {
+	if f.noLocal {
+		return fmt.Sprintf("%q QoS %d no local", f.filter, f.qos)
+	}
+	return fmt.Sprintf("%q QoS %d", f.filter, f.qos)
+}
+
+// matching returns the filters of session key that topic matches, and all
+// its filters. known is false when raw bytes may have subscribed it to
+// others, so that no conclusion can be drawn.
+func matching(key, topic string) (match, all []scriptFilter, known bool) {
 	scriptSubscriptions.Lock()
 	defer scriptSubscriptions.Unlock()
 	if scriptSubscriptions.unknown[key] {
-		return true, nil
+		return nil, nil, false
 	}
-	filters := scriptSubscriptions.filters[key]
-	for _, f := range filters {
-		if filterMatches(f, topic) {
-			return true, nil
+	all = slices.Clone(scriptSubscriptions.filters[key])
+	for _, f := range all {
+		if filterMatches(f.filter, topic) {
+			match = append(match, f)
 		}
 	}
-	return false, slices.Clone(filters)
+	return match, all, true
 }
 
 // filterMatches is MQTT topic matching written out plainly, independent of
@@ -441,6 +463,11 @@ type scriptClient struct {
 	violations   []string
 	log          []string // what the broker sent, for the test log
 
+	// pubAliases: Topic Alias -> topic, as the client set them for its
+	// PUBLISHes; pubAliasesKnown is false once raw bytes may have set others.
+	pubAliases      map[uint16]string
+	pubAliasesKnown bool
+
 	pong chan struct{}
 	done chan struct{}
 }
@@ -560,6 +587,7 @@ func (c *scriptClient) play(op int, r *scriptReader) {
 		c.mu.Lock()
 		c.flowsKnown = false // the bytes may well hold acknowledgements
 		c.framingKnown = false
+		c.pubAliasesKnown = false // or a PUBLISH that sets a Topic Alias
 		if c.session != "" {
 			scriptSubscriptions.Lock()
 			scriptSubscriptions.unknown[c.session] = true // or a SUBSCRIBE
@@ -586,8 +614,9 @@ func dialScriptClient(addr string) (*scriptClient, error) {
 	}
 	c := &scriptClient{
 		nc: nc, v: packet.V5, flowsKnown: true, framingKnown: true, receiveMax: 65535,
-		aliases: map[uint16]string{}, inflight: map[uint16]*scriptFlow{},
-		subs: map[uint16]int{}, unsubs: map[uint16]int{},
+		aliases: map[uint16]string{}, pubAliases: map[uint16]string{}, pubAliasesKnown: true,
+		inflight: map[uint16]*scriptFlow{},
+		subs:     map[uint16]int{}, unsubs: map[uint16]int{},
 		pong: make(chan struct{}, 1), done: make(chan struct{}),
 	}
 	go c.readLoop()
@@ -690,7 +719,8 @@ func (c *scriptClient) subscribe(r *scriptReader) {
 	if c.session != "" {
 		scriptSubscriptions.Lock()
 		for _, sub := range s.Subscriptions {
-			scriptSubscriptions.filters[c.session] = append(scriptSubscriptions.filters[c.session], sub.Filter)
+			f := scriptFilter{filter: sub.Filter, qos: sub.QoS, noLocal: sub.NoLocal && c.v == packet.V5}
+			scriptSubscriptions.filters[c.session] = append(scriptSubscriptions.filters[c.session], f)
 		}
 		scriptSubscriptions.Unlock()
 	}
@@ -732,6 +762,26 @@ func (c *scriptClient) publish(r *scriptReader) {
 	if r.flag() {
 		pr.ResponseTopic, pr.CorrelationData = "t/reply", []byte{1, 2}
 		pr.User = []packet.UserProperty{{Key: "k", Value: "v"}}
+	}
+	if stamp := stampPayload(p.Payload); stamp != "" {
+		c.mu.Lock()
+		topic := string(p.Topic)
+		if pr.HasTopicAlias && pr.TopicAlias <= 4 { // the broker's maximum; above it, the connection ends
+			switch {
+			case topic != "":
+				c.pubAliases[pr.TopicAlias] = topic
+			case c.pubAliasesKnown:
+				topic = c.pubAliases[pr.TopicAlias]
+			}
+		}
+		// Only a CONNECT sent first told the checker the client's id and
+		// version; otherwise the broker took the bytes for whatever it did.
+		publisher, v5 := "", false
+		if c.checked {
+			publisher, v5 = c.session, c.v == packet.V5
+		}
+		recordSent(stamp, p, topic, publisher, v5)
+		c.mu.Unlock()
 	}
 	c.send(p)
 }
@@ -1020,9 +1070,11 @@ func (c *scriptClient) judgePublish(p *packet.Publish) {
 	} else if topic == "" {
 		c.violateLocked("sent a PUBLISH with neither topic nor alias")
 	}
-	if ok, filters := matchesAny(c.session, topic); !ok {
-		c.violateLocked("delivered a message on %q to session %q, whose filters %q match no such topic", topic, c.session, filters)
+	match, all, known := matching(c.session, topic)
+	if known && len(match) == 0 {
+		c.violateLocked("delivered a message on %q to session %q, whose filters %v match no such topic", topic, c.session, all)
 	}
+	c.judgeContent(p, topic, match, known)
 	if p.QoS == 0 || !c.flowsKnown {
 		return
 	}
