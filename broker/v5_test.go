@@ -1145,18 +1145,7 @@ func TestV5SharedSubscriptions(t *testing.T) {
 	seen := map[string]int{}
 	counts := make([]int, members)
 	eventually(t, "the group to receive every message", func() bool {
-		for i, m := range group {
-			for drained := false; !drained; {
-				select {
-				case p := <-m.msgs:
-					seen[string(p.Payload)]++
-					counts[i]++
-				default:
-					drained = true
-				}
-			}
-		}
-		return counts[0]+counts[1]+counts[2] >= total
+		return drainGroup(group, seen, counts) >= total
 	})
 	for payload, n := range seen {
 		if n != 1 {
@@ -1174,6 +1163,26 @@ func TestV5SharedSubscriptions(t *testing.T) {
 	for _, m := range group {
 		m.expectQuiet()
 	}
+}
+
+// drainGroup takes the messages the members of a $share group have
+// received so far: it counts each payload in seen and each member's messages
+// in counts, and returns the group's total.
+func drainGroup(group []*v5Client, seen map[string]int, counts []int) int {
+	total := 0
+	for i, m := range group {
+		for drained := false; !drained; {
+			select {
+			case p := <-m.msgs:
+				seen[string(p.Payload)]++
+				counts[i]++
+			default:
+				drained = true
+			}
+		}
+		total += counts[i]
+	}
+	return total
 }
 
 // TestV5SharedSubscriptionPrefersOnlineMembers checks that a group member
