@@ -157,25 +157,60 @@ func framed(steps ...[]byte) []byte {
 }
 
 // randomScript is a script of up to 64 steps for TestConcurrentClientScripts:
-// operations weighted towards publishing, operands at random.
+// operations weighted towards publishing, operands at random. It keeps track
+// of which slots it has connected, so that a CONNECT mostly goes to an empty
+// slot rather than ending a live connection as a second CONNECT, and three
+// in four SUBSCRIBE and PUBLISH steps are well formed: connections then live
+// long enough for sessions, flows and takeovers to happen.
 func randomScript(rng *rand.Rand) []byte {
-	weighted := []byte{
-		opConnect, opConnect, opConnect, opSubscribe, opSubscribe, opSubscribe, opUnsubscribe,
+	onLive := []byte{
+		opSubscribe, opSubscribe, opSubscribe, opUnsubscribe,
 		opPublish, opPublish, opPublish, opPublish, opPublish, opPublish, opPublish, opPublish,
 		opAck, opAck, opAck, opBogusAck, opSync, opSync, opDisconnect, opVanish, opRaw, opAuth,
+		opConnect, // a second CONNECT, or a new connection where one has ended unseen
 	}
+	var live [3]bool
 	script := make([]byte, (8+rng.IntN(57))*stepSize)
 	for i := 0; i < len(script); i += stepSize {
 		st := script[i : i+stepSize]
 		for j := range st {
 			st[j] = byte(rng.Uint32())
 		}
-		st[1] = weighted[rng.IntN(len(weighted))]
-		if st[1] == opPublish && rng.IntN(4) > 0 {
-			wellFormedPublish(st)
+		slot := rng.IntN(len(live))
+		op := onLive[rng.IntN(len(onLive))]
+		if !live[slot] && rng.IntN(10) > 0 {
+			op = opConnect
+		}
+		st[0], st[1] = byte(slot), op
+		switch op {
+		case opConnect:
+			live[slot] = true
+		case opDisconnect, opVanish, opRaw, opAuth:
+			live[slot] = false
+		case opPublish:
+			if rng.IntN(4) > 0 {
+				wellFormedPublish(st)
+			}
+		case opSubscribe:
+			if rng.IntN(4) > 0 {
+				wellFormedSubscribe(st)
+			}
 		}
 	}
 	return script
+}
+
+// wellFormedSubscribe rewrites the operands of a SUBSCRIBE step so that the
+// broker accepts it: valid filters, and No Local only on filters that are
+// not shared [MQTT-3.8.3-4]. The offsets are those subscribe reads.
+func wellFormedSubscribe(st []byte) {
+	for i := range 1 + int(st[2]%2) {
+		filter := 3 + 5*i
+		st[filter] %= 11 // the valid ones, listed first
+		if strings.HasPrefix(scriptFilters[st[filter]], "$share/") {
+			st[filter+2] &^= 1
+		}
+	}
 }
 
 // wellFormedPublish rewrites the operands of a PUBLISH step so that the broker
@@ -334,6 +369,7 @@ func filterMatches(filter, topic string) bool {
 // scripts meet: two clients share a session, a publish matches a subscription.
 // Each set holds some invalid entries for the broker to refuse.
 var (
+	// scriptFilters lists its valid filters first (wellFormedSubscribe).
 	scriptFilters  = []string{"t/a", "t/+", "t/#", "#", "+/a", "t/a/b", "+", "$share/g/t/#", "$share/g/t/a", "$share/h/#", "$SYS/#", "t/#/x", "$share/g", "t/a+", ""}
 	scriptTopics   = []string{"t/a", "t/b", "t/a/b", "x", "$SYS/x", "t/+", "", "t/\u00e9", "a/b/c/d/e/f/g"}
 	scriptClients  = []string{"fz-a", "fz-b", "fz-c", ""}
@@ -763,26 +799,28 @@ func (c *scriptClient) publish(r *scriptReader) {
 		pr.ResponseTopic, pr.CorrelationData = "t/reply", []byte{1, 2}
 		pr.User = []packet.UserProperty{{Key: "k", Value: "v"}}
 	}
-	if stamp := stampPayload(p.Payload); stamp != "" {
-		c.mu.Lock()
-		topic := string(p.Topic)
-		if pr.HasTopicAlias && pr.TopicAlias <= 4 { // the broker's maximum; above it, the connection ends
-			switch {
-			case topic != "":
-				c.pubAliases[pr.TopicAlias] = topic
-			case c.pubAliasesKnown:
-				topic = c.pubAliases[pr.TopicAlias]
-			}
+	// Every PUBLISH that names a topic with an alias sets it, stamped or not.
+	stamp := stampPayload(p.Payload)
+	c.mu.Lock()
+	topic := string(p.Topic)
+	if pr.HasTopicAlias && pr.TopicAlias <= 4 { // the broker's maximum; above it, the connection ends
+		switch {
+		case topic != "":
+			c.pubAliases[pr.TopicAlias] = topic
+		case c.pubAliasesKnown:
+			topic = c.pubAliases[pr.TopicAlias]
 		}
+	}
+	if stamp != "" {
 		// Only a CONNECT sent first told the checker the client's id and
 		// version; otherwise the broker took the bytes for whatever it did.
 		publisher, v5 := "", false
 		if c.checked {
 			publisher, v5 = c.session, c.v == packet.V5
 		}
-		recordSent(stamp, p, topic, publisher, v5)
-		c.mu.Unlock()
+		recordSent(stamp, p, topic, publisher, fmt.Sprintf("client %p (%v)", c, c.v), v5)
 	}
+	c.mu.Unlock()
 	c.send(p)
 }
 

@@ -33,6 +33,7 @@ type sentMessage struct {
 	qos       byte
 	retain    bool
 	publisher string // session key of the publishing client; "" when unknown
+	from      string // the publishing connection, for the test log
 	size      int
 	sum       uint64 // FNV-1a of the payload
 
@@ -79,10 +80,12 @@ func stampPayload(payload []byte) string {
 
 // recordSent registers p under stamp. topic is the topic the broker will
 // route p by, "" when unknown; publisher the session key of its client, ""
-// when unknown; v5 whether its properties went out with it.
-func recordSent(stamp string, p *packet.Publish, topic, publisher string, v5 bool) {
+// when unknown; from names the connection for the test log; v5 says whether
+// its properties went out with it.
+func recordSent(stamp string, p *packet.Publish, topic, publisher, from string, v5 bool) {
 	m := &sentMessage{
 		topic:     topic,
+		from:      from,
 		qos:       p.QoS,
 		retain:    p.Retain,
 		publisher: publisher,
@@ -137,7 +140,7 @@ func (c *scriptClient) judgeContent(p *packet.Publish, topic string, match []scr
 		c.violateLocked("delivered message %s with a %d-byte payload that differs from the %d bytes published", stamp, len(p.Payload), m.size)
 	}
 	if m.topic != "" && topic != m.topic {
-		c.violateLocked("delivered message %s on %q; it was published on %q", stamp, topic, m.topic)
+		c.violateLocked("delivered message %s on %q; it was published on %q by %s", stamp, topic, m.topic, m.from)
 	}
 	if p.QoS > m.qos {
 		c.violateLocked("delivered message %s at QoS %d; it was published at QoS %d", stamp, p.QoS, m.qos)
