@@ -97,6 +97,28 @@ func TestFixedRateAgainstFleetMQ(t *testing.T) {
 	}
 }
 
+// TestProxyProtocolAgainstFleetMQ runs the tool with -proxy-protocol
+// against a broker listener that expects the header, as behind a load
+// balancer: every connection is accepted and every message delivered.
+// Without the header the broker would close each connection unserved.
+func TestProxyProtocolAgainstFleetMQ(t *testing.T) {
+	srv, _ := startFleetMQ(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("listening on 127.0.0.1: %v", err)
+	}
+	if err := srv.ServeListener(config.Listener{Name: "lb", ProxyProtocol: true}, ln); err != nil {
+		_ = ln.Close()
+		t.Fatalf("serving a proxyProtocol listener: %v", err)
+	}
+	const messages = 2000
+	res, err := Run(context.Background(), Config{
+		Addr: ln.Addr().String(), Workload: Pairs, QoS: 1, Clients: 4,
+		Messages: messages, Duration: time.Minute, ProxyProtocol: true,
+	})
+	checkDelivery(t, res, err, messages)
+}
+
 // BenchmarkFleetMQ measures delivered messages/s of each workload at QoS 1
 // against an in-process broker, as a quick local check between full `make
 // bench` runs. The broker, the tool and the benchmark share one process,
