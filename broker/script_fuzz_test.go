@@ -109,6 +109,28 @@ func TestConcurrentClientScripts(t *testing.T) {
 		t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
 	}
 	expectRecovered(t, b, before, "fz-probe/concurrent")
+	expectSessionsExpire(t, b, before)
+}
+
+// expectSessionsExpire checks that once every client has gone, nothing is
+// left of their sessions after the longest session expiry the script broker
+// allows: a session kept by a lost race would hold its subscriptions and
+// queue for as long as the broker runs.
+func expectSessionsExpire(t *testing.T, b *testBroker, before broker.StatsSnapshot) {
+	t.Helper()
+	const maxSessionExpiry = 5 * time.Second // startScriptBroker's limit
+	gone := func() bool {
+		st := b.Stats()
+		return st.Sessions.Load() <= before.Sessions && st.Subscriptions.Load() <= before.Subscriptions
+	}
+	for deadline := time.Now().Add(maxSessionExpiry + rawWait); !gone() && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if !gone() {
+		st := b.Stats()
+		t.Fatalf("%d sessions and %d subscriptions still held %v after every client went away",
+			st.Sessions.Load()-before.Sessions, st.Subscriptions.Load()-before.Subscriptions, maxSessionExpiry+rawWait)
+	}
 }
 
 func sum(counts [3]int64) int64 { return counts[0] + counts[1] + counts[2] }
