@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"net"
 	"os"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -131,6 +132,34 @@ func expectSessionsExpire(t *testing.T, b *testBroker, before broker.StatsSnapsh
 		t.Fatalf("%d sessions and %d subscriptions still held %v after every client went away",
 			st.Sessions.Load()-before.Sessions, st.Subscriptions.Load()-before.Subscriptions, maxSessionExpiry+rawWait)
 	}
+	// Nor may any of their goroutines: a reader, writer or farewell left
+	// waiting would hold its connection's memory. This test runs on its
+	// own (not in parallel), so every connection goroutine is the script
+	// broker's.
+	if stacks := connectionGoroutines(); len(stacks) > 0 {
+		t.Fatalf("%d connection goroutines still running after every connection closed, the first:\n%s", len(stacks), stacks[0])
+	}
+}
+
+// connectionGoroutines returns the stacks of the goroutines running a
+// broker connection's code (reading, writing or saying farewell).
+func connectionGoroutines() []string {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	var out []string
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, "broker.(*conn).") {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func sum(counts [3]int64) int64 { return counts[0] + counts[1] + counts[2] }
