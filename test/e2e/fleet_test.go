@@ -14,6 +14,7 @@ import (
 	"github.com/eclipse/paho.golang/paho"
 	. "github.com/onsi/ginkgo/v2"
 	. "github.com/onsi/gomega"
+	"github.com/pires/go-proxyproto"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	policyv1 "k8s.io/api/policy/v1"
@@ -336,6 +337,45 @@ spec:
 		Expect(err).To(HaveOccurred())
 		Expect(err.Error()).To(ContainSubstring("listener ports must be unique: give each listener its own port"))
 	}, SpecTimeout(30*time.Second))
+
+	It("serves a proxyProtocol listener: clients behind a PROXY header connect, clients without one are turned away", func(ctx SpecContext) {
+		const name = "proxied"
+		anonymous, replicas := true, int32(1)
+		b := &v1.MQTTBroker{
+			ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+			Spec: v1.MQTTBrokerSpec{
+				Replicas:       &replicas,
+				Listeners:      []v1.ListenerSpec{{Name: "lb", Protocol: "mqtt", Port: 1883, ProxyProtocol: true}},
+				Authentication: v1.AuthenticationSpec{AllowAnonymous: &anonymous},
+				Authorization:  v1.AuthorizationSpec{Rules: []v1.ACLRule{{Topic: "lb/%c/#", Access: v1.ACLReadWrite}}},
+			},
+		}
+		Expect(fleet.Client.Create(ctx, b)).To(Succeed())
+		DeferCleanup(func(ctx SpecContext) { Expect(client.IgnoreNotFound(fleet.Client.Delete(ctx, b))).To(Succeed()) })
+		wctx, cancel := context.WithTimeout(ctx, time.Minute)
+		defer cancel()
+		_, err := fleet.WaitReady(wctx, ns, name, nil)
+		Expect(err).NotTo(HaveOccurred())
+		addr := podAddr(ctx, name+"-0", 1883)
+
+		By("connecting without a PROXY header")
+		_, err = dial(ctx, addr, "headerless", credentials{}, nil)
+		Expect(err).To(HaveOccurred(), "a client without a PROXY header was served")
+
+		By("connecting behind a PROXY v2 header")
+		d := &net.Dialer{Timeout: 5 * time.Second}
+		conn, err := d.DialContext(ctx, "tcp", addr)
+		Expect(err).NotTo(HaveOccurred())
+		device := &net.TCPAddr{IP: net.ParseIP("127.0.0.77"), Port: 40125}
+		_, err = proxyproto.HeaderProxyFromAddrs(2, device, conn.RemoteAddr()).WriteTo(conn)
+		Expect(err).NotTo(HaveOccurred())
+		c, err := handshake(ctx, conn, addr, "behind-the-balancer", credentials{})
+		Expect(err).NotTo(HaveOccurred())
+		DeferCleanup(func() { _ = c.Disconnect(&normalDisconnect) })
+		Expect(c.subscribe(ctx, "lb/behind-the-balancer/#")).To(BeNumerically("<", 0x80))
+		Expect(c.publish(ctx, "lb/behind-the-balancer/hello", "through the balancer")).To(BeNumerically("<", 0x80))
+		Expect(c.receive("lb/behind-the-balancer/hello", 5*time.Second)).To(Equal("through the balancer"))
+	}, SpecTimeout(2*time.Minute))
 
 	It("garbage-collects every owned object when the MQTTBroker is deleted", func(ctx SpecContext) {
 		var b v1.MQTTBroker

@@ -94,6 +94,12 @@ func dial(ctx context.Context, addr, clientID string, creds credentials, tlsConf
 	if err != nil {
 		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
+	return handshake(ctx, conn, addr, clientID, creds)
+}
+
+// handshake runs an MQTT 5 client over conn, connected to addr, and connects it with
+// creds (none when the username is empty). conn is closed if the broker refuses.
+func handshake(ctx context.Context, conn net.Conn, addr, clientID string, creds credentials) (*mqttClient, error) {
 	c := &mqttClient{addr: addr, messages: make(chan *paho.Publish, 16)}
 	c.Client = paho.NewClient(paho.ClientConfig{
 		Conn: &lockedConn{Conn: conn},
@@ -107,10 +113,12 @@ func dial(ctx context.Context, addr, clientID string, creds credentials, tlsConf
 	})
 	cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	ca, err := c.Connect(cctx, &paho.Connect{
-		ClientID: clientID, CleanStart: true, KeepAlive: 30,
-		Username: creds.username, UsernameFlag: true, Password: []byte(creds.password), PasswordFlag: true,
-	})
+	cp := &paho.Connect{ClientID: clientID, CleanStart: true, KeepAlive: 30}
+	if creds.username != "" {
+		cp.Username, cp.UsernameFlag = creds.username, true
+		cp.Password, cp.PasswordFlag = []byte(creds.password), true
+	}
+	ca, err := c.Connect(cctx, cp)
 	if err != nil {
 		conn.Close()
 		return nil, fmt.Errorf("MQTT connect to %s as %s: %w", addr, creds.username, err)
