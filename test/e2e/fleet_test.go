@@ -3,7 +3,9 @@ package e2e
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -25,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
 	v1 "github.com/fleetmq/fleetmq/api/v1alpha1"
+	"github.com/fleetmq/fleetmq/broker/packet"
 	"github.com/fleetmq/fleetmq/test/devfleet"
 )
 
@@ -375,6 +378,29 @@ spec:
 		Expect(c.subscribe(ctx, "lb/behind-the-balancer/#")).To(BeNumerically("<", 0x80))
 		Expect(c.publish(ctx, "lb/behind-the-balancer/hello", "through the balancer")).To(BeNumerically("<", 0x80))
 		Expect(c.receive("lb/behind-the-balancer/hello", 5*time.Second)).To(Equal("through the balancer"))
+
+		By("logging a misbehaving client under the address in its header")
+		conn, err = d.DialContext(ctx, "tcp", addr)
+		Expect(err).NotTo(HaveOccurred())
+		defer conn.Close()
+		device = &net.TCPAddr{IP: net.ParseIP("127.0.0.78"), Port: 40126}
+		_, err = proxyproto.HeaderProxyFromAddrs(2, device, conn.RemoteAddr()).WriteTo(conn)
+		Expect(err).NotTo(HaveOccurred())
+		connect, err := (&packet.Connect{Version: packet.V5, ClientID: "garbled", CleanStart: true, KeepAlive: 30}).Encode(nil, packet.V5)
+		Expect(err).NotTo(HaveOccurred())
+		_, err = conn.Write(append(connect, 0x00, 0x00)) // packet type 0 is reserved: malformed
+		Expect(err).NotTo(HaveOccurred())
+		Expect(conn.SetReadDeadline(time.Now().Add(5 * time.Second))).To(Succeed())
+		_, err = io.Copy(io.Discard, conn) // CONNACK, DISCONNECT, then the close
+		Expect(errors.Is(err, os.ErrDeadlineExceeded)).To(BeFalse(), "the broker did not close the connection")
+		pod, ok := fleet.Cluster.Pod(ns, name+"-0")
+		Expect(ok).To(BeTrue())
+		Expect(pod.Containers).NotTo(BeEmpty())
+		Eventually(func() (string, error) {
+			data, err := os.ReadFile(pod.Containers[0].LogPath)
+			return string(data), err
+		}).WithContext(ctx).WithTimeout(5 * time.Second).WithPolling(100 * time.Millisecond).
+			Should(MatchRegexp(`Closing connection after invalid packet.*127\.0\.0\.78:40126`))
 	}, SpecTimeout(2*time.Minute))
 
 	It("garbage-collects every owned object when the MQTTBroker is deleted", func(ctx SpecContext) {
