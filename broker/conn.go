@@ -246,6 +246,10 @@ func (c *conn) logPanic(where string, r any) {
 // errClientGone marks a read that ended because the peer went away.
 var errClientGone = errors.New("connection closed by client")
 
+// errProxyHeader marks a connection to a proxyProtocol listener that did
+// not start with a valid PROXY protocol header.
+var errProxyHeader = errors.New("no valid PROXY protocol header")
+
 // errKeepAlive marks a read deadline hit: nothing arrived within 1.5 times
 // the keep alive [MQTT-3.1.2-24].
 var errKeepAlive = errors.New("keep alive timeout")
@@ -259,6 +263,16 @@ func (c *conn) endOnError(err error) {
 	switch {
 	case errors.Is(err, errClientGone), c.closed.Load():
 		c.debug("Connection closed", "reason", err)
+		c.closeNow()
+		return
+	case errors.Is(err, errProxyHeader):
+		// Most likely a load balancer without the PROXY protocol turned on,
+		// or a client that bypasses it: say so, it is not the client's doing.
+		st.ProxyHeaderErrors.Add(1)
+		if ok, skipped := c.srv.proxyHeaderLog.allow(time.Now(), proxyHeaderLogInterval); ok {
+			c.logger().Info("Closing connection without a valid PROXY protocol header",
+				"error", err, "suppressed", skipped)
+		}
 		c.closeNow()
 		return
 	case errors.Is(err, errKeepAlive):
@@ -436,6 +450,9 @@ func (c *conn) readPacket() (packet.FixedHeader, []byte, error) {
 				// Handle what arrived before the error first.
 				continue
 			}
+			if errors.Is(err, errProxyHeader) {
+				return packet.FixedHeader{}, nil, err
+			}
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() && !c.closed.Load() {
 				return packet.FixedHeader{}, nil, errKeepAlive
@@ -454,6 +471,10 @@ func (c *conn) read(b []byte) (int, error) {
 		return c.raw.read(b)
 	}
 	n, err := c.nc.Read(b)
+	if err != nil && strings.HasPrefix(err.Error(), "proxyproto: ") {
+		// Every header error of go-proxyproto says where it comes from so.
+		return n, fmt.Errorf("%w: %v", errProxyHeader, err)
+	}
 	if c.raw != nil && err == nil && len(b) >= proxyHeaderBuffer {
 		// The first read of a PROXY protocol connection read the header
 		// and handed over all its buffer held after it, which is at most

@@ -77,6 +77,33 @@ const proxyHeaderBuffer = 256
 // convert.
 const _ = uint(minReadBuffer - proxyHeaderBuffer)
 
+// logThrottle lets one log line of a kind through per interval, and counts
+// those it held back in between, for events that a misconfiguration makes
+// happen on every connection.
+type logThrottle struct {
+	mu      sync.Mutex
+	last    time.Time
+	skipped int
+}
+
+// proxyHeaderLogInterval spaces the lines about connections without a valid
+// PROXY protocol header: a load balancer without the protocol turned on
+// sends every client that way, and its health checks every few seconds.
+const proxyHeaderLogInterval = 30 * time.Second
+
+// allow reports whether a line may be logged now and how many were held
+// back since the last one.
+func (lt *logThrottle) allow(now time.Time, interval time.Duration) (ok bool, skipped int) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if !lt.last.IsZero() && now.Sub(lt.last) < interval {
+		lt.skipped++
+		return false, 0
+	}
+	skipped, lt.last, lt.skipped = lt.skipped, now, 0
+	return true, skipped
+}
+
 // wrapListener turns a bound TCP listener into one of lc's kind. lc has
 // its defaults applied.
 func (srv *Server) wrapListener(lc config.Listener, ln net.Listener) (*listener, error) {

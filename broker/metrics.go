@@ -68,6 +68,8 @@ var plainMetrics = []counterMetric{
 		func(s *StatsSnapshot) int64 { return s.KeepAliveTimeouts }},
 	{metricDesc("panics_total", "Recovered panics in connection handling (each a bug)."), prometheus.CounterValue,
 		func(s *StatsSnapshot) int64 { return s.Panics }},
+	{metricDesc("proxy_header_errors_total", "Connections to a proxyProtocol listener closed for a missing or invalid PROXY protocol header."), prometheus.CounterValue,
+		func(s *StatsSnapshot) int64 { return s.ProxyHeaderErrors }},
 }
 
 var (

@@ -132,6 +132,11 @@ func TestProxyProtocolHeaders(t *testing.T) {
 		if n := b.Stats().ClientsConnected.Load(); n != 0 {
 			t.Fatalf("%d clients connected without a PROXY header", n)
 		}
+		// Counted, so that a load balancer without the protocol turned on
+		// shows in the metrics rather than as clients that cannot connect.
+		eventually(t, "the connection counted as without a PROXY header", func() bool {
+			return b.Stats().ProxyHeaderErrors.Load() == 1
+		})
 		// The broker's other listener is unaffected.
 		connectRaw(t, b.Addr, &packet.Connect{Version: packet.V5, ClientID: uniqueID("direct"), CleanStart: true, KeepAlive: 30})
 	})

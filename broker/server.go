@@ -112,6 +112,8 @@ type Server struct {
 	idSeq    atomic.Uint64
 	started  time.Time
 
+	proxyHeaderLog logThrottle // "without a valid PROXY protocol header" lines
+
 	mu        sync.Mutex
 	sessions  map[string]*session
 	conns     map[*conn]struct{}

@@ -17,6 +17,7 @@ type Stats struct {
 	ProtocolErrors      atomic.Int64 // connections ended for a protocol violation
 	KeepAliveTimeouts   atomic.Int64 // connections ended for silence beyond 1.5x keep alive
 	Panics              atomic.Int64 // recovered panics in connection handling
+	ProxyHeaderErrors   atomic.Int64 // connections closed for a missing or invalid PROXY protocol header
 
 	MessagesReceived [3]atomic.Int64 // PUBLISH received, by QoS
 	MessagesSent     [3]atomic.Int64 // PUBLISH sent, by QoS
@@ -68,6 +69,7 @@ type ListenerSnapshot struct {
 type StatsSnapshot struct {
 	ConnectionsAccepted, ConnectionsCurrent, ClientsConnected, ConnectsRefused int64
 	MalformedPackets, ProtocolErrors, KeepAliveTimeouts, Panics                int64
+	ProxyHeaderErrors                                                          int64
 	MessagesReceived, MessagesSent                                             [3]int64
 	BytesReceived, BytesSent                                                   int64
 	DroppedQueueFull, DroppedTooLarge, DroppedExpired, DroppedNoRoute          int64
@@ -88,6 +90,7 @@ func (s *Stats) Snapshot() StatsSnapshot {
 	out.ProtocolErrors = s.ProtocolErrors.Load()
 	out.KeepAliveTimeouts = s.KeepAliveTimeouts.Load()
 	out.Panics = s.Panics.Load()
+	out.ProxyHeaderErrors = s.ProxyHeaderErrors.Load()
 	for q := range 3 {
 		out.MessagesReceived[q] = s.MessagesReceived[q].Load()
 		out.MessagesSent[q] = s.MessagesSent[q].Load()
