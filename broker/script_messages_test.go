@@ -127,8 +127,8 @@ func payloadSum(b []byte) uint64 {
 
 // judgeContent checks delivery p, on topic (its alias resolved), against
 // the message it came from. match are the filters of the receiving session
-// that topic matches, known whether they are all the filters it may hold;
-// v5 is the receiving client's version. c.mu is held.
+// that topic matches, known whether they are all the filters it may hold.
+// The properties are judged only for an MQTT 5 receiver (c.v). c.mu is held.
 func (c *scriptClient) judgeContent(p *packet.Publish, topic string, match []scriptFilter, known bool) {
 	m := sentMessageOf(p.Payload)
 	if m == nil {
