@@ -344,6 +344,9 @@ func TestReportUsesMedianOfRounds(t *testing.T) {
 		"| p99 at the fixed rate ≤ mosquitto's, normal priority (for information) | highest 3.00× (pairs QoS 1: 30.0ms vs 10.0ms); above mosquitto's in 1 of 1 | – |",
 		"| pairs | 1 | rate 2.0k/s RT | 900µs · 40.0ms · 1.10ms | 1.50ms · 1.00ms · 2.00ms |",
 		"1-minute load average 3.5–9.2 at the start of its runs",
+		// Round by round: fleetmq/mosquitto 0.60, 40, 0.55; mosquitto/mosquitto2 1.15, 0.83, 1.60.
+		"| round by round (for information): median of fleetmq's p99 over mosquitto's in the same round, every cell pooled | 0.60× (too few rounds for a 95% interval) over 3 rounds; lower in 2 | – |",
+		"| round by round (for information): median of mosquitto's p99 over mosquitto2's in the same round, every cell pooled | 1.15× (too few rounds for a 95% interval) over 3 rounds; lower in 1 | – |",
 	} {
 		if !strings.Contains(md, want) {
 			t.Errorf("report lacks %q:\n%s", want, md)
@@ -413,5 +416,32 @@ func TestHandWrittenPartSurvivesRegeneration(t *testing.T) {
 	}
 	if !strings.HasSuffix(b.String(), HandWrittenMarker+"\n") {
 		t.Errorf("a page without hand-written text should end with the marker:\n%s", b.String())
+	}
+}
+
+func TestPairedP99Interval(t *testing.T) {
+	// 64 pairs, as 8 cells of 8 rounds give: the interval runs from the
+	// 24th smallest to the 24th largest ratio, since a fair coin shows 23
+	// or fewer heads in 64 tosses with a probability of 1.6% and 24 or
+	// fewer with 3.0%.
+	var p pairedP99
+	for i := 1; i <= 64; i++ {
+		p.ratios = append(p.ratios, float64(i)/32)
+	}
+	lo, hi, ok := p.interval95()
+	if !ok || lo != 24.0/32 || hi != 41.0/32 {
+		t.Errorf("interval95 over 64 pairs = %v–%v (ok %v), want %v–%v", lo, hi, ok, 24.0/32, 41.0/32)
+	}
+	if m := p.median(); m != 32.5/32 {
+		t.Errorf("median = %v, want %v", m, 32.5/32)
+	}
+	// Below six pairs even the extremes cover less than 95%.
+	p.ratios = p.ratios[:5]
+	if _, _, ok := p.interval95(); ok {
+		t.Error("interval95 over 5 pairs claims a 95% interval")
+	}
+	p.ratios = append(p.ratios, 2)
+	if lo, hi, ok := p.interval95(); !ok || lo != p.ratios[0] || hi != 2 {
+		t.Errorf("interval95 over 6 pairs = %v–%v (ok %v), want the extremes", lo, hi, ok)
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"runtime"
 	"slices"
@@ -517,8 +518,12 @@ func writeTargets(b *strings.Builder, in ReportInput, subject Record, others []R
 		for _, rt := range classes {
 			writeLatencyTarget(b, in, subject, ref, rt, len(classes) > 1)
 		}
+		if ref != nil {
+			writePairedP99(b, subject, *ref, classes[0])
+		}
 		if ctl := recordNamed(others, in.LatencyControl); ref != nil && ctl != nil {
 			writeLatencyControl(b, in, *ref, *ctl, classes[0])
+			writePairedP99(b, *ref, *ctl, classes[0])
 		}
 	}
 	if in.IdleTargetKiB > 0 {
@@ -803,4 +808,89 @@ func writeLatencyControl(b *strings.Builder, in ReportInput, ref, ctl Record, re
 	}
 	fmt.Fprintf(b, "| resolution (for information): %s's p99 against `%s`, a second instance of it in the same rounds | %.2f× (%s) to %.2f× (%s) | – |\n",
 		in.LatencyReference, in.LatencyControl, lo.ratio, lo, hi.ratio, hi)
+}
+
+// pairedP99 is the fixed-rate p99 of two brokers compared round by round
+// over every cell: each round ran both brokers within seconds of each
+// other, so the machine they met was nearly the same, and pooling the
+// cells gives many more pairs than any one cell has rounds.
+type pairedP99 struct {
+	ratios []float64 // a's p99 over b's, one per paired round, sorted
+	lower  int       // rounds in which a's p99 was the lower
+}
+
+// pairP99 pairs the i-th round of a with the i-th round of b in each
+// fixed-rate cell of one scheduling class. A cell in which either broker
+// lost a round is left out rather than paired out of step.
+func pairP99(a, b Record, realTime bool) pairedP99 {
+	var out pairedP99
+	for _, k := range allKeys([]Record{a}) {
+		if k.rate <= 0 || k.realTime != realTime {
+			continue
+		}
+		ra, rb := a.rounds(k), b.rounds(k)
+		if len(ra) != len(rb) {
+			continue
+		}
+		for i := range ra {
+			if ra[i].P99Micros <= 0 || rb[i].P99Micros <= 0 {
+				continue
+			}
+			out.ratios = append(out.ratios, ra[i].P99Micros/rb[i].P99Micros)
+			if ra[i].P99Micros < rb[i].P99Micros {
+				out.lower++
+			}
+		}
+	}
+	slices.Sort(out.ratios)
+	return out
+}
+
+// median returns the median ratio.
+func (p pairedP99) median() float64 {
+	n := len(p.ratios)
+	if n%2 == 1 {
+		return p.ratios[n/2]
+	}
+	return (p.ratios[n/2-1] + p.ratios[n/2]) / 2
+}
+
+// interval95 returns a distribution-free 95% confidence interval for the
+// median ratio: the k-th smallest and k-th largest ratio, for the largest k
+// at which a fair coin shows fewer than k heads in n tosses with a
+// probability of at most 2.5%. It assumes nothing about how a round's p99
+// is distributed, which on a shared machine has a long tail of stalled
+// rounds. ok is false when there are too few pairs (n < 6) for any k.
+func (p pairedP99) interval95() (lo, hi float64, ok bool) {
+	n := len(p.ratios)
+	k := 0
+	cdf, term := 0.0, math.Pow(0.5, float64(n)) // P(X = 0) for X ~ Bin(n, 1/2)
+	for j := 0; j < n; j++ {
+		cdf += term // P(X <= j)
+		if cdf > 0.025 {
+			break
+		}
+		k = j + 1
+		term *= float64(n-j) / float64(j+1)
+	}
+	if k == 0 {
+		return 0, 0, false
+	}
+	return p.ratios[k-1], p.ratios[n-k], true
+}
+
+// writePairedP99 writes, for information, the round-by-round comparison of
+// a's fixed-rate p99 with b's over every cell: a finer reading of the same
+// runs than the per-cell medians, because it pools every round.
+func writePairedP99(b *strings.Builder, a, ref Record, realTime bool) {
+	p := pairP99(a, ref, realTime)
+	if len(p.ratios) == 0 {
+		return
+	}
+	interval := "too few rounds for a 95% interval"
+	if lo, hi, ok := p.interval95(); ok {
+		interval = fmt.Sprintf("95%% interval %.2f–%.2f×", lo, hi)
+	}
+	fmt.Fprintf(b, "| round by round (for information): median of %s's p99 over %s's in the same round, every cell pooled | %.2f× (%s) over %d rounds; lower in %d | – |\n",
+		a.Broker, ref.Broker, p.median(), interval, len(p.ratios), p.lower)
 }
