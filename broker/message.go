@@ -22,8 +22,9 @@ type Message struct {
 	// Expires is when the message stops being delivered (from Message
 	// Expiry Interval); zero means never.
 	Expires time.Time
-	// ClientID is the publishing client, for No Local; empty for will and
-	// broker-generated messages.
+	// ClientID is the publishing client, for No Local and the ACL check of
+	// a will; empty for broker-generated messages. A will carries the id of
+	// the client that left it.
 	ClientID string
 	// Username of the publisher, for logs and metrics only.
 	Username string

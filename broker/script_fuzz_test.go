@@ -84,7 +84,7 @@ func TestConcurrentClientScripts(t *testing.T) {
 		}
 	}
 	t.Logf("FLEETMQ_SCRIPT_SEED=%d", seed)
-	before, judgedBefore := b.Stats().Snapshot(), scriptMessages.judged.Load()
+	before, judgedBefore, willsBefore := b.Stats().Snapshot(), scriptMessages.judged.Load(), scriptMessages.wills.Load()
 	const players = 4
 	deadline := time.Now().Add(3 * time.Second)
 	found := make([][]string, players)
@@ -105,7 +105,8 @@ func TestConcurrentClientScripts(t *testing.T) {
 		scripts.Load(), after.ConnectionsAccepted-before.ConnectionsAccepted,
 		sum(after.MessagesReceived)-sum(before.MessagesReceived), sum(after.MessagesSent)-sum(before.MessagesSent),
 		after.ProtocolErrors+after.MalformedPackets-before.ProtocolErrors-before.MalformedPackets)
-	t.Logf("%d deliveries checked against the message they came from", scriptMessages.judged.Load()-judgedBefore)
+	t.Logf("%d deliveries checked against the message they came from, %d of them wills",
+		scriptMessages.judged.Load()-judgedBefore, scriptMessages.wills.Load()-willsBefore)
 	if v := slices.Concat(found...); len(v) > 0 {
 		t.Fatalf("the broker broke the protocol:\n  %s", strings.Join(v, "\n  "))
 	}
@@ -747,12 +748,16 @@ func (c *scriptClient) connect(r *scriptReader) {
 		r.next()
 		r.next()
 	}
+	willStamp := ""
 	if r.flag() {
 		cp.WillFlag = true
 		cp.WillTopic = from(r, scriptTopics...)
 		cp.WillQoS = byte(r.pick(3))
 		cp.WillRetain = r.flag()
-		cp.WillPayload = []byte("gone")
+		// A stamped payload, so that the content checker judges the will
+		// wherever it is delivered, retained or not.
+		cp.WillPayload = append(make([]byte, stampSize, stampSize+4), "gone"...)
+		willStamp = stampPayload(cp.WillPayload)
 		if cp.Version == packet.V5 && r.flag() {
 			cp.WillProperties.WillDelay, cp.WillProperties.HasWillDelay = 1, true
 		}
@@ -760,6 +765,9 @@ func (c *scriptClient) connect(r *scriptReader) {
 	b, err := cp.Encode(nil, cp.Version)
 	if err != nil {
 		return // a combination the encoder refuses, such as a will topic with a wildcard
+	}
+	if willStamp != "" {
+		recordWill(willStamp, cp, fmt.Sprintf("the will of client %p (%v)", c, cp.Version))
 	}
 	c.mu.Lock()
 	if !c.sent {

@@ -21,8 +21,8 @@ import (
 //
 // A payload of at least stampSize bytes starts with a stamp: a prefix drawn
 // at random once per test process, which raw bytes from a script cannot
-// forge, and a sequence number. Deliveries without a known stamp (shorter
-// payloads, wills, $SYS values) are not checked here.
+// forge, and a sequence number. Wills carry one too. Deliveries without a
+// known stamp (shorter payloads, $SYS values) are not checked here.
 
 // stampSize is the length of the stamp at the start of a payload.
 const stampSize = 12
@@ -34,6 +34,7 @@ type sentMessage struct {
 	retain    bool
 	publisher string // session key of the publishing client; "" when unknown
 	from      string // the publishing connection, for the test log
+	will      bool   // the will of a CONNECT
 	size      int
 	sum       uint64 // FNV-1a of the payload
 
@@ -53,6 +54,7 @@ var scriptMessages = struct {
 	next   uint64
 	sent   map[string]*sentMessage // stamp -> message
 	judged atomic.Int64            // deliveries checked against theirs
+	wills  atomic.Int64            // of them, wills
 }{sent: map[string]*sentMessage{}}
 
 // maxSentMessages bounds scriptMessages in a long fuzzing run. Past it the
@@ -83,6 +85,21 @@ func stampPayload(payload []byte) string {
 // when unknown; from names the connection for the test log; v5 says whether
 // its properties went out with it.
 func recordSent(stamp string, p *packet.Publish, topic, publisher, from string, v5 bool) {
+	registerSent(stamp, newSentMessage(p, topic, publisher, from, v5))
+}
+
+// recordWill registers the will of a CONNECT under stamp. Its publisher,
+// for No Local, is the client id it connected with, as for the client's own
+// messages: a later connection with that id and a No Local subscription is
+// not sent it. An id the broker assigns is unknown here, and unique.
+func recordWill(stamp string, cp *packet.Connect, from string) {
+	will := &packet.Publish{Topic: []byte(cp.WillTopic), QoS: cp.WillQoS, Retain: cp.WillRetain, Payload: cp.WillPayload, Properties: cp.WillProperties}
+	m := newSentMessage(will, cp.WillTopic, cp.ClientID, from, cp.Version == packet.V5)
+	m.will = true
+	registerSent(stamp, m)
+}
+
+func newSentMessage(p *packet.Publish, topic, publisher, from string, v5 bool) *sentMessage {
 	m := &sentMessage{
 		topic:     topic,
 		from:      from,
@@ -103,6 +120,10 @@ func recordSent(stamp string, p *packet.Publish, topic, publisher, from string, 
 		m.correlation = slices.Clone(pr.CorrelationData)
 		m.user = slices.Clone(pr.User)
 	}
+	return m
+}
+
+func registerSent(stamp string, m *sentMessage) {
 	scriptMessages.Lock()
 	scriptMessages.sent[stamp] = m
 	scriptMessages.Unlock()
@@ -135,6 +156,9 @@ func (c *scriptClient) judgeContent(p *packet.Publish, topic string, match []scr
 		return
 	}
 	scriptMessages.judged.Add(1)
+	if m.will {
+		scriptMessages.wills.Add(1)
+	}
 	stamp := p.Payload[:stampSize]
 	if len(p.Payload) != m.size || payloadSum(p.Payload) != m.sum {
 		c.violateLocked("delivered message %s with a %d-byte payload that differs from the %d bytes published", stamp, len(p.Payload), m.size)
