@@ -290,7 +290,7 @@ func TestReportComparesSubjectWithReferences(t *testing.T) {
 		"| 1 | rate 2.0k/s |",
 		"0.80× p99",
 		"lowest 3.00× (fanin QoS 0) over 1 runs | yes |",
-		"| p99 at the fixed rate ≤ mosquitto's | highest 0.80× (fanin QoS 1: 400µs vs 500µs); above mosquitto's in 0 of 1 | yes |",
+		"| p99 at the fixed rate ≤ mosquitto's in every cell | highest 0.80× (fanin QoS 1: 400µs vs 500µs); above mosquitto's in 0 of 1 | yes |",
 		"| delivered msg/s ≥ 1.2× mochi, every workload at QoS 0 and 1 | mochi not measured | – |",
 		"highest 0.80×",
 		"6.5 KiB at 15000 connections | yes |",
@@ -339,9 +339,10 @@ func TestReportUsesMedianOfRounds(t *testing.T) {
 		// Medians: fleetmq 1.10 ms, mosquitto 1.50 ms.
 		"| 1 | rate 2.0k/s RT | 2.0k | 100µs | 1.10ms | 2.0k | 100µs | 1.50ms | 2.0k | 100µs | 1.25ms | 0.73× p99 | 0.88× p99 |",
 		"| 1 | rate 2.0k/s | 2.0k | 100µs | 30.0ms | 2.0k | 100µs | 10.0ms | – | – | – | 3.00× p99 | n/a |",
-		// The real-time rounds decide the target; normal priority is shown.
-		"| p99 at the fixed rate ≤ mosquitto's, real-time priority (RT rows) | highest 0.73× (pairs QoS 1: 1.10ms vs 1.50ms); above mosquitto's in 0 of 1 | yes |",
-		"| p99 at the fixed rate ≤ mosquitto's, normal priority (for information) | highest 3.00× (pairs QoS 1: 30.0ms vs 10.0ms); above mosquitto's in 1 of 1 | – |",
+		// Too few rounds to pair: the real-time rounds' medians decide the
+		// target; normal priority is shown.
+		"| p99 at the fixed rate ≤ mosquitto's in every cell, real-time priority (RT rows) | highest 0.73× (pairs QoS 1: 1.10ms vs 1.50ms); above mosquitto's in 0 of 1 | yes |",
+		"| p99 at the fixed rate ≤ mosquitto's in every cell, normal priority (for information) | highest 3.00× (pairs QoS 1: 30.0ms vs 10.0ms); above mosquitto's in 1 of 1 | – |",
 		"| pairs | 1 | rate 2.0k/s RT | 900µs · 40.0ms · 1.10ms | 1.50ms · 1.00ms · 2.00ms |",
 		"1-minute load average 3.5–9.2 at the start of its runs",
 		// Round by round: fleetmq/mosquitto 0.60, 40, 0.55; mosquitto/mosquitto2 1.15, 0.83, 1.60.
@@ -443,5 +444,63 @@ func TestPairedP99Interval(t *testing.T) {
 	p.ratios = append(p.ratios, 2)
 	if lo, hi, ok := p.interval95(); !ok || lo != p.ratios[0] || hi != 2 {
 		t.Errorf("interval95 over 6 pairs = %v–%v (ok %v), want the extremes", lo, hi, ok)
+	}
+}
+
+func TestReportPairedRoundsDecideLatencyTarget(t *testing.T) {
+	// Two cells of eight real-time rounds each. wobble is the subject's p99
+	// over the reference's in each round, before scale.
+	wobble := []float64{0.9, 1.1, 0.96, 1.08, 1.03, 0.98, 1.12, 1.01}
+	rounds := func(wl Workload, base, scale float64, ratios []float64) []Result {
+		var out []Result
+		for _, r := range ratios {
+			out = append(out, Result{Workload: wl, QoS: 0, Rate: 2000, Publishers: 8, Subscribers: 8, PayloadSize: 64, Version: "3.1.1",
+				Published: 10, Expected: 10, Delivered: 10, MessagesPerSec: 2000, P50Micros: 100, P99Micros: base * r * scale, RealTime: true})
+		}
+		return out
+	}
+	flat := []float64{1, 1, 1, 1, 1, 1, 1, 1}
+	report := func(scale float64) string {
+		in := ReportInput{
+			Records: []Record{
+				{Broker: "fleetmq", Runs: append(rounds(Pairs, 300, scale, wobble), rounds(FanIn, 400, scale, wobble)...)},
+				{Broker: "mosquitto", Runs: append(rounds(Pairs, 300, 1, flat), rounds(FanIn, 400, 1, flat)...)},
+			},
+			Machine:          Machine{CPUs: 2},
+			Date:             time.Date(2026, 1, 2, 3, 4, 0, 0, time.UTC),
+			Command:          "make bench",
+			LatencyReference: "mosquitto",
+		}
+		var b strings.Builder
+		if err := WriteMarkdown(&b, in); err != nil {
+			t.Fatal(err)
+		}
+		return b.String()
+	}
+	for _, tc := range []struct {
+		name  string
+		scale float64
+		want  []string
+	}{{
+		// Level round by round, yet each cell's median is 1.02× (the middle
+		// two of the wobble): the pairs decide, and say yes.
+		name: "level", scale: 1,
+		want: []string{
+			"| p99 at the fixed rate no worse than mosquitto's, real-time priority (RT rows): round by round, every cell pooled, the 95% interval of the median ratio reaches 1.00× | 1.02× (95% interval 0.96–1.10×) over 16 rounds; lower in 6 | yes |",
+			"| p99 at the fixed rate ≤ mosquitto's in every cell, real-time priority (RT rows) (for information) | highest 1.02× (fanin QoS 0: 408µs vs 400µs); above mosquitto's in 2 of 2 | – |",
+		},
+	}, {
+		// 15% slower in every round: the whole interval lies above 1.00×.
+		name: "slower", scale: 1.15,
+		want: []string{
+			"| p99 at the fixed rate no worse than mosquitto's, real-time priority (RT rows): round by round, every cell pooled, the 95% interval of the median ratio reaches 1.00× | 1.17× (95% interval 1.10–1.26×) over 16 rounds; lower in 0 | **no** |",
+		},
+	}} {
+		md := report(tc.scale)
+		for _, want := range tc.want {
+			if !strings.Contains(md, want) {
+				t.Errorf("%s: report lacks %q:\n%s", tc.name, want, md)
+			}
+		}
 	}
 }
