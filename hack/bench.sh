@@ -16,7 +16,10 @@
 #      BENCH_RT_ROUNDS rounds at real-time priority of fixed-rate runs per
 #      broker at each QoS of BENCH_RATE_QOS, the broker order rotating every
 #      round. The report shows the median over the rounds of each kind; the
-#      real-time rounds decide the latency target.
+#      real-time rounds decide the latency target, paired round by round:
+#      in each round every broker ran within seconds of the others, so the
+#      report pools the per-round p99 ratios of every cell and asks that the
+#      95% interval of their median reach 1.00x.
 #
 #      A second Mosquitto instance (mosquitto2, same binary and config) runs
 #      in the fixed-rate rounds too, as a control: Mosquitto against itself
