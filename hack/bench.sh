@@ -68,6 +68,13 @@
 #   BENCH_IDLE_CONNS     idle connections for the memory figure      (15000)
 #   BENCH_MICRO_TIME     -benchtime of the Go microbenchmarks        (200ms)
 #   BENCH_OUT            report path                                 (docs/benchmarks.md)
+#   BENCH_WORK           where the run keeps its raw results         (bin/bench-last)
+#
+# The raw results stay in BENCH_WORK after the run: one JSON file per
+# load-tool run, the brokers' logs, and report.sh, the exact report command,
+# which renders the page again from them without measuring (after a change
+# to the report, say: `bash bin/bench-last/report.sh`). The next run
+# replaces them.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -104,7 +111,9 @@ mosquitto_max_queued_bytes=$((64 << 20))
 
 log() { printf '==> %s\n' "$*" >&2; }
 
-work="$(mktemp -d "${TMPDIR:-/tmp}/fleetmq-bench.XXXXXX")"
+work="$(realpath -m "${BENCH_WORK:-bin/bench-last}")"
+rm -rf "$work"
+mkdir -p "$work"
 declare -A pid=() port=()
 
 # stop_broker NAME stops a broker started by start_broker: SIGTERM, then
@@ -126,7 +135,6 @@ cleanup() {
   for name in "${!pid[@]}"; do
     stop_broker "$name"
   done
-  rm -rf "$work"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -428,14 +436,26 @@ else
   rate_note+="; no real-time rounds (BENCH_RT=${BENCH_RT:-auto} and chrt -r unavailable or disabled), so every p99 includes the machine's scheduling stalls."
 fi
 
+# The report's arguments are kept as a script next to the results they
+# name, so that the same run can be rendered again, by the report code of
+# the moment (go run).
+report=(report -o "$(realpath -m "$out")" -date "$(date -u +%Y-%m-%dT%H:%M:%SZ)" -command "make bench" -commands "$work/commands.txt"
+  -mosquitto-version "${mosquitto_version:-unknown}"
+  -note "fleetmq-broker: \`--listen 127.0.0.1:PORT --allow-anonymous\`, otherwise defaults (maxInflight $mosquitto_max_inflight, maxQueuedMessages $mosquitto_max_queued, maxQueuedBytes 64 MiB per session)."
+  -note "mosquitto: Debian package, a temporary config with \`listener PORT 127.0.0.1\`, \`allow_anonymous true\`, \`max_inflight_messages $mosquitto_max_inflight\`, \`max_queued_messages $mosquitto_max_queued\` and \`max_queued_bytes $mosquitto_max_queued_bytes\` (fleetmq-broker's default limits; Mosquitto's own defaults are 20 in flight and 1000 queued), \`set_tcp_nodelay true\` (Go sets TCP_NODELAY on every connection; Mosquitto keeps Nagle's algorithm unless told), \`persistence false\`, \`connection_messages false\`, and only errors and warnings logged, to a file. Everything else default."
+  -note "mochi-mqtt: built from the Go module proxy by hack/build-mochi.sh, default options (its defaults allow 8192 messages in flight per client), allow-all auth, warning-level logs."
+  -note "The Go brokers run with the default GOMAXPROCS ($(nproc)); the load tool is a separate process on the same cores."
+  -note "$rate_note"
+  -note "Load average (/proc/loadavg) when \`make bench\` ended: $load_end."
+  "${control_args[@]}" "${micro_args[@]}" "${files[@]}")
+{
+  echo "#!/usr/bin/env bash"
+  echo "# Renders the report of the make bench run whose results are in this directory."
+  printf 'cd %q && exec go run ./cmd/fleetmq-bench ' "$PWD"
+  printf '%q ' "${report[@]}"
+  echo
+} >"$work/report.sh"
 log "Writing $out"
-"$bench" report -o "$out" -command "make bench" -commands "$work/commands.txt" \
-  -mosquitto-version "${mosquitto_version:-unknown}" \
-  -note "fleetmq-broker: \`--listen 127.0.0.1:PORT --allow-anonymous\`, otherwise defaults (maxInflight $mosquitto_max_inflight, maxQueuedMessages $mosquitto_max_queued, maxQueuedBytes 64 MiB per session)." \
-  -note "mosquitto: Debian package, a temporary config with \`listener PORT 127.0.0.1\`, \`allow_anonymous true\`, \`max_inflight_messages $mosquitto_max_inflight\`, \`max_queued_messages $mosquitto_max_queued\` and \`max_queued_bytes $mosquitto_max_queued_bytes\` (fleetmq-broker's default limits; Mosquitto's own defaults are 20 in flight and 1000 queued), \`set_tcp_nodelay true\` (Go sets TCP_NODELAY on every connection; Mosquitto keeps Nagle's algorithm unless told), \`persistence false\`, \`connection_messages false\`, and only errors and warnings logged, to a file. Everything else default." \
-  -note "mochi-mqtt: built from the Go module proxy by hack/build-mochi.sh, default options (its defaults allow 8192 messages in flight per client), allow-all auth, warning-level logs." \
-  -note "The Go brokers run with the default GOMAXPROCS ($(nproc)); the load tool is a separate process on the same cores." \
-  -note "$rate_note" \
-  -note "Load average (/proc/loadavg) when \`make bench\` ended: $load_end." \
-  "${control_args[@]}" "${micro_args[@]}" "${files[@]}"
+"$bench" "${report[@]}"
+log "Raw results in $work; bash $work/report.sh renders the report again"
 log "Done in $(( $(date +%s) - started ))s: $out"

@@ -262,6 +262,7 @@ func reportCommand(args []string) error {
 	fs := flag.NewFlagSet("report", flag.ExitOnError)
 	out := fs.String("o", "-", "write the Markdown to `file` (- for stdout)")
 	command := fs.String("command", "make bench", "the command that regenerates the report")
+	date := fs.String("date", "", "when the measurements were taken, RFC 3339 (default: now); kept when a run is rendered again")
 	commandsFile := fs.String("commands", "", "`file` with the exact load-tool invocations, one per line")
 	mosquittoVersion := fs.String("mosquitto-version", "", "Mosquitto version shown under Machine")
 	targets := fs.String("targets", "mosquitto=1.5,mochi=1.2", "throughput targets for the first broker: `broker=ratio,...`")
@@ -276,9 +277,17 @@ func reportCommand(args []string) error {
 	if fs.NArg() == 0 {
 		return errors.New("no JSON result files given")
 	}
+	when := time.Now()
+	if *date != "" {
+		t, err := time.Parse(time.RFC3339, *date)
+		if err != nil {
+			return fmt.Errorf("-date %q: want RFC 3339, such as 2026-11-27T17:40:00Z", *date)
+		}
+		when = t
+	}
 	in := bench.ReportInput{
 		Machine:          bench.DetectMachine(),
-		Date:             time.Now(),
+		Date:             when,
 		Command:          *command,
 		LatencyReference: *latencyRef,
 		LatencyControl:   *latencyControl,
