@@ -445,6 +445,15 @@ func TestPairedP99Interval(t *testing.T) {
 	if lo, hi, ok := p.interval95(); !ok || lo != p.ratios[0] || hi != 2 {
 		t.Errorf("interval95 over 6 pairs = %v–%v (ok %v), want the extremes", lo, hi, ok)
 	}
+	// Many pairs (2^-n underflows a float64 past 1074): the interval
+	// narrows around the median, about ±1.96·√n/2 places from it.
+	p.ratios = p.ratios[:0]
+	for i := 1; i <= 2000; i++ {
+		p.ratios = append(p.ratios, float64(i))
+	}
+	if lo, hi, ok := p.interval95(); !ok || lo != 956 || hi != 1045 {
+		t.Errorf("interval95 over 2000 pairs = %v–%v (ok %v), want 956–1045", lo, hi, ok)
+	}
 }
 
 func TestReportPairedRoundsDecideLatencyTarget(t *testing.T) {

@@ -876,14 +876,13 @@ func (p pairedP99) median() float64 {
 func (p pairedP99) interval95() (lo, hi float64, ok bool) {
 	n := len(p.ratios)
 	k := 0
-	cdf, term := 0.0, math.Pow(0.5, float64(n)) // P(X = 0) for X ~ Bin(n, 1/2)
-	for j := 0; j < n; j++ {
-		cdf += term // P(X <= j)
+	cdf := 0.0 // P(X <= j) for X ~ Bin(n, 1/2)
+	for j := 0; j < n/2; j++ {
+		cdf += math.Exp(logChoose(n, j) - float64(n)*math.Ln2) // in logs: 2^-n underflows past n = 1074
 		if cdf > 0.025 {
 			break
 		}
 		k = j + 1
-		term *= float64(n-j) / float64(j+1)
 	}
 	if k == 0 {
 		return 0, 0, false
@@ -928,4 +927,12 @@ func writePairedP99(b *strings.Builder, a, ref Record, realTime bool) {
 	}
 	fmt.Fprintf(b, "| round by round (for information): median of %s's p99 over %s's in the same round, every cell pooled | %.2f× (%s) over %d rounds; lower in %d | – |\n",
 		a.Broker, ref.Broker, p.median(), interval, len(p.ratios), p.lower)
+}
+
+// logChoose returns the natural logarithm of n choose k.
+func logChoose(n, k int) float64 {
+	a, _ := math.Lgamma(float64(n + 1))
+	b, _ := math.Lgamma(float64(k + 1))
+	c, _ := math.Lgamma(float64(n - k + 1))
+	return a - b - c
 }
